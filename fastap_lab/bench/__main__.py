@@ -1,0 +1,24 @@
+"""``python -m fastap_lab.bench NAME [ARGS...]`` runs ``fastap_lab.bench.NAME.main(ARGS)``."""
+
+import importlib
+import pkgutil
+import sys
+
+import fastap_lab.bench as bench_pkg
+
+
+def available() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(bench_pkg.__path__) if m.name != "__main__")
+
+
+def main(argv: list[str]) -> int:
+    names = available()
+    if not argv or argv[0] not in names:
+        print(f"usage: python -m fastap_lab.bench NAME [ARGS...]; NAME is one of: {', '.join(names)}")
+        return 2
+    module = importlib.import_module(f"fastap_lab.bench.{argv[0]}")
+    return module.main(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,172 @@
+"""Forward+backward time and peak memory of ``fastap_loss`` vs pytorch-metric-learning FastAPLoss.
+
+    python -m fastap_lab.bench fastap_loss --sizes 256 1024 2048 4096 --bins 10 100 \
+        --dim 256 --repeats 5 --device cpu
+
+Each (implementation, N, bins) runs in a fresh subprocess, so peak memory is that process's own:
+on CPU the growth of ru_maxrss over the run, on CUDA torch.cuda.max_memory_allocated above the
+inputs. Both losses see the same float32 inputs and labels (8 frames per label); ours builds its
+positive mask inside the timed step, as pml does. A float64 child reports |Δ loss| and the
+largest |Δ grad| between the two as a correctness check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from fastap_lab.losses.fastap import fastap_loss, positives_from_labels
+
+FRAMES_PER_LABEL = 8
+# pml keeps about this many N×N×(bins+1) tensors alive at its peak (measured with this script:
+# 4.2-4.4 on CPU at N=512 and 1024, bins=100), so that is what the skip rule budgets for.
+PML_DENSE_TENSORS_AT_PEAK = 4.5
+
+
+def make_inputs(n: int, dim: int, device: str, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """Seeded embeddings [n, dim] (leaf, requires grad) and labels [n] on ``device``."""
+    generator = torch.Generator().manual_seed(n)
+    embeddings = torch.randn(n, dim, generator=generator, dtype=dtype).to(device)
+    labels = (torch.arange(n) // FRAMES_PER_LABEL).to(device)
+    return embeddings.requires_grad_(True), labels
+
+
+def loss_function(implementation: str, bins: int):
+    """(embeddings [N, D], labels [N]) -> scalar loss, for ``implementation`` in ours | pml."""
+    if implementation == "ours":
+        return lambda x, labels: fastap_loss(x, positives_from_labels(labels), bins=bins)
+    from pytorch_metric_learning.losses import FastAPLoss
+
+    return FastAPLoss(num_bins=bins)
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def measure(implementation: str, n: int, bins: int, dim: int, repeats: int, device: str) -> dict:
+    """Median forward+backward ms over ``repeats`` after one warm-up, and peak MB of the run."""
+    embeddings, labels = make_inputs(n, dim, device, torch.float32)
+    loss_fn = loss_function(implementation, bins)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    baseline_bytes = _peak_bytes(device)
+    times_ms = []
+    for attempt in range(repeats + 1):
+        embeddings.grad = None
+        synchronize(device)
+        start = time.perf_counter()
+        loss_fn(embeddings, labels).backward()
+        synchronize(device)
+        if attempt > 0:  # the first pass is a warm-up
+            times_ms.append(1e3 * (time.perf_counter() - start))
+    peak_mb = (_peak_bytes(device) - baseline_bytes) / 2**20
+    return {"ms": statistics.median(times_ms), "peak_mb": peak_mb}
+
+
+def _peak_bytes(device: str) -> int:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def compare_float64(n: int, bins: int, dim: int, device: str) -> dict:
+    """|Δ loss| and max |Δ grad| between ours and pml on the same float64 inputs."""
+    results = []
+    for implementation in ("ours", "pml"):
+        embeddings, labels = make_inputs(n, dim, device, torch.float64)
+        loss = loss_function(implementation, bins)(embeddings, labels)
+        loss.backward()
+        results.append((loss.detach(), embeddings.grad))
+    (ours_loss, ours_grad), (pml_loss, pml_grad) = results
+    return {
+        "loss_diff": (ours_loss - pml_loss).abs().item(),
+        "grad_diff": (ours_grad - pml_grad).abs().max().item(),
+    }
+
+
+def run_child(args: argparse.Namespace, task: str, n: int, bins: int) -> dict:
+    """Run one measurement in a fresh interpreter so its peak memory is its own."""
+    command = [sys.executable, "-m", "fastap_lab.bench.fastap_loss", "--child", task]
+    command += ["--sizes", str(n), "--bins", str(bins), "--dim", str(args.dim)]
+    command += ["--repeats", str(args.repeats), "--device", args.device]
+    command += ["--threads", str(args.threads)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def pml_estimate_gb(n: int, bins: int, itemsize: int) -> float:
+    return PML_DENSE_TENSORS_AT_PEAK * n * n * (bins + 1) * itemsize / 2**30
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m fastap_lab.bench fastap_loss")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 2048, 4096])
+    parser.add_argument("--bins", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:K")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--pml-limit-gb", type=float, default=6.0, help="skip pml above this")
+    parser.add_argument("--child", choices=["ours", "pml", "check"], help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.threads > 0:
+        # On a shared machine fewer threads than cores keeps OpenMP from stalling on busy cores.
+        torch.set_num_threads(args.threads)
+    if args.child:
+        n, bins = args.sizes[0], args.bins[0]
+        if args.child == "check":
+            result = compare_float64(n, bins, args.dim, args.device)
+        else:
+            result = measure(args.child, n, bins, args.dim, args.repeats, args.device)
+        print(json.dumps(result))
+        return 0
+    print(
+        f"device={args.device} dim={args.dim} repeats={args.repeats} (median after 1 warm-up) "
+        f"threads={torch.get_num_threads()}"
+    )
+    header = f"{'N':>6} {'bins':>5} {'ours ms':>9} {'pml ms':>9} {'ratio':>7} "
+    print(header + f"{'ours MB':>8} {'pml MB':>8}  float64 |Δloss| / max|Δgrad|")
+    for n in args.sizes:
+        for bins in args.bins:
+            print(format_row(args, n, bins), flush=True)
+    return 0
+
+
+def format_row(args: argparse.Namespace, n: int, bins: int) -> str:
+    ours = run_child(args, "ours", n, bins)
+    start = f"{n:>6} {bins:>5} {ours.get('ms', float('nan')):>9.1f}"
+    needed_gb = pml_estimate_gb(n, bins, itemsize=4)
+    if needed_gb > args.pml_limit_gb:
+        return f"{start} {'-':>9} {'-':>7} {ours['peak_mb']:>8.0f} {'-':>8}  skipped: pml would need {needed_gb:.1f} GB"
+    pml = run_child(args, "pml", n, bins)
+    if "error" in ours or "error" in pml:
+        return f"{start}  error: {ours.get('error') or pml.get('error')}"
+    if pml_estimate_gb(n, bins, itemsize=8) <= args.pml_limit_gb:
+        check = run_child(args, "check", n, bins)
+        check_text = f"{check['loss_diff']:.1e} / {check['grad_diff']:.1e}"
+    else:
+        check_text = "skipped (float64 pml too big)"
+    ratio = pml["ms"] / ours["ms"]
+    return (
+        f"{start} {pml['ms']:>9.1f} {ratio:>6.1f}x {ours['peak_mb']:>8.0f} {pml['peak_mb']:>8.0f}"
+        f"  {check_text}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

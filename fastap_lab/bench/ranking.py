@@ -1,0 +1,171 @@
+"""Retrieval-metric speed and exactness: ours vs torchmetrics vs scikit-learn vs a bare sort.
+
+``python -m fastap_lab.bench ranking --sizes 1000 4000 16000 --dim 256 --big 50000``
+
+For each N: random clustered embeddings, all-vs-all cosine retrieval with the self-match
+excluded. Timed side by side on the same scores:
+
+* ours: ``evaluate_all_vs_all`` (chunked, exact, tie-aware AP).
+* torchmetrics ``RetrievalMAP`` + ``RetrievalPrecision(top_k=10)`` on (cos + 1) / 2 + 1e-6, so
+  every score is positive and torchmetrics (which drops scores <= 0) is correct; skipped when
+  the quadratic extrapolation of the previous size predicts more than ``--torchmetrics-limit``.
+* sklearn: a per-query ``average_precision_score`` loop (N <= ``--sklearn-max``), also the
+  exactness reference: max |AP_ours - AP_sklearn| is printed.
+* floor: a row-chunked ``torch.sort`` (values + indices) of the N x N score matrix, the work
+  no exact method can avoid.
+
+``--big N`` runs ours all-vs-all in a fresh subprocess and reports its peak RSS and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fastap_lab.retrieval.metrics import summarize
+from fastap_lab.retrieval.search import evaluate_all_vs_all
+
+NUM_CLASSES = 50
+NOISE_SCALE = 3.0  # per-dimension noise vs unit-variance centres: mAP about 0.25
+
+
+def clustered_embeddings(num_items: int, dim: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """[N, D] float32 embeddings around NUM_CLASSES random centres, and [N] long labels."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, NUM_CLASSES, (num_items,), generator=generator)
+    centres = torch.randn(NUM_CLASSES, dim, generator=generator)
+    noise = torch.randn(num_items, dim, generator=generator) * NOISE_SCALE
+    return centres[labels] + noise, labels
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def run_ours(embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return evaluate_all_vs_all(embeddings, labels, ks=(10,))["ap"]
+
+
+def off_diagonal_scores(embeddings: torch.Tensor, labels: torch.Tensor):
+    """Positive-shifted cosine scores, targets and query ids, [N * (N - 1)] each."""
+    unit = F.normalize(embeddings, dim=1)
+    num_items = len(labels)
+    keep = ~torch.eye(num_items, dtype=torch.bool)
+    scores = (unit @ unit.T + 1) / 2 + 1e-6
+    targets = labels[:, None] == labels[None, :]
+    query_ids = torch.arange(num_items)[:, None].expand(num_items, num_items)
+    return scores[keep], targets[keep], query_ids[keep]
+
+
+def run_torchmetrics(embeddings: torch.Tensor, labels: torch.Tensor) -> float:
+    from torchmetrics.retrieval import RetrievalMAP, RetrievalPrecision
+
+    scores, targets, query_ids = off_diagonal_scores(embeddings, labels)
+    average_precision = RetrievalMAP()(scores, targets, indexes=query_ids)
+    RetrievalPrecision(top_k=10)(scores, targets, indexes=query_ids)
+    return float(average_precision)
+
+
+def run_sklearn(embeddings: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    from sklearn.metrics import average_precision_score
+
+    unit = F.normalize(embeddings.double(), dim=1)
+    scores, targets = (unit @ unit.T).numpy(), (labels[:, None] == labels[None, :]).numpy()
+    aps = np.empty(len(labels))
+    for query in range(len(labels)):
+        others = np.arange(len(labels)) != query
+        aps[query] = average_precision_score(targets[query, others], scores[query, others])
+    return aps
+
+
+def run_sort_floor(embeddings: torch.Tensor, rows_per_chunk: int = 1024) -> None:
+    unit = F.normalize(embeddings, dim=1)
+    for start in range(0, len(unit), rows_per_chunk):
+        torch.sort(unit[start : start + rows_per_chunk] @ unit.T, dim=1, descending=True)
+
+
+def benchmark_size(num_items: int, args, torchmetrics_seconds: dict[int, float]) -> None:
+    embeddings, labels = clustered_embeddings(num_items, args.dim)
+    ours_ap, ours_s = timed(run_ours, embeddings, labels)
+    _, floor_s = timed(run_sort_floor, embeddings)
+    print(f"N={num_items:6d}  ours {ours_s * 1e3:9.0f} ms   mAP {np.nanmean(ours_ap.numpy()):.4f}")
+    print(f"          sort floor {floor_s * 1e3:9.0f} ms   ours / floor = {ours_s / floor_s:.2f}")
+    if _predicted_seconds(num_items, torchmetrics_seconds) <= args.torchmetrics_limit:
+        tm_map, tm_s = timed(run_torchmetrics, embeddings, labels)
+        torchmetrics_seconds[num_items] = tm_s
+        print(
+            f"          torchmetrics {tm_s * 1e3:9.0f} ms   torchmetrics / ours = "
+            f"{tm_s / ours_s:.1f}x   |mAP diff| {abs(tm_map - np.nanmean(ours_ap.numpy())):.2e}"
+        )
+    else:
+        print("          torchmetrics skipped (predicted > limit)")
+    if num_items <= args.sklearn_max:
+        sk_ap, sk_s = timed(run_sklearn, embeddings, labels)
+        max_diff = np.nanmax(np.abs(sk_ap - ours_ap.numpy()))
+        print(
+            f"          sklearn {sk_s * 1e3:9.0f} ms   sklearn / ours = {sk_s / ours_s:.1f}x   "
+            f"max |AP ours - sklearn| {max_diff:.2e}"
+        )
+    else:
+        print("          sklearn skipped")
+
+
+def _predicted_seconds(num_items: int, measured: dict[int, float]) -> float:
+    if not measured:
+        return 0.0
+    largest = max(measured)
+    return measured[largest] * (num_items / largest) ** 2
+
+
+def run_big_child(num_items: int, dim: int) -> None:
+    embeddings, labels = clustered_embeddings(num_items, dim)
+    per_query, seconds = timed(evaluate_all_vs_all, embeddings, labels)
+    print(json.dumps({"seconds": seconds, "mAP": summarize(per_query)["mAP"]}))
+
+
+def benchmark_big(num_items: int, dim: int) -> None:
+    command = [sys.executable, "-m", "fastap_lab.bench", "ranking", "--child-big", str(num_items)]
+    completed = subprocess.run(
+        [*command, "--dim", str(dim)], capture_output=True, text=True, check=True
+    )
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
+    print(
+        f"big N={num_items} x {dim}: ours all-vs-all {result['seconds']:.1f} s, "
+        f"peak RSS {peak_mib:.0f} MiB, mAP {result['mAP']:.4f}"
+    )
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m fastap_lab.bench ranking")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 16000])
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--big", type=int, default=0, help="N for the subprocess memory run")
+    parser.add_argument("--sklearn-max", type=int, default=4000)
+    parser.add_argument("--torchmetrics-limit", type=float, default=120.0, help="seconds")
+    parser.add_argument("--child-big", type=int, default=0, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.child_big:
+        run_big_child(args.child_big, args.dim)
+        return 0
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, dim {args.dim}")
+    torchmetrics_seconds: dict[int, float] = {}
+    for num_items in args.sizes:
+        benchmark_size(num_items, args, torchmetrics_seconds)
+    if args.big:
+        benchmark_big(args.big, args.dim)
+    return 0

@@ -1,0 +1,90 @@
+"""LightningDataModule over the frames sources: decode once, split leak-free, batch."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from fastap_lab.data.dataset import FrameBatchDataset, collate_batch
+from fastap_lab.data.sources import load_source, phantom_root
+from fastap_lab.data.splits import split_frames
+from fastap_lab.errors import ConfigError
+
+
+class FramesDataModule(L.LightningDataModule):
+    """Frames from ``root`` / ``video`` / ``phantom``; see ``conf/data/phantom.yaml`` for fields."""
+
+    def __init__(
+        self,
+        root=None,
+        video=None,
+        labels_csv=None,
+        phantom=None,
+        cache_dir=".",
+        channels: int = 1,
+        image_size: int = 64,
+        require_labels: bool = True,
+        split: str = "blocks",
+        val_fraction: float = 0.2,
+        num_blocks: int = 10,
+        split_gap: float = 0.0,
+        batch_size: int = 128,
+        eval_batch_size: int = 256,
+        sampler: str = "random",
+        m_per_class: int = 4,
+        drop_last: bool = True,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.source = dict(
+            root=root, video=video, labels_csv=labels_csv, phantom=phantom, cache_dir=cache_dir,
+            channels=channels, image_size=image_size, require_labels=require_labels,
+        )  # fmt: skip
+        self.split = dict(split=split, val_fraction=val_fraction, num_blocks=num_blocks, gap=split_gap)
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ConfigError(f"data.batch_size={batch_size}: must be >= 1")
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.sampler, self.m_per_class = sampler, m_per_class
+        self.drop_last, self.num_workers = drop_last, num_workers
+        self.frames = None
+
+    def prepare_data(self) -> None:
+        # Runs on one process: the phantom is generated once, before ranks read it.
+        if self.source["root"] is None and self.source["video"] is None and self.source["phantom"]:
+            phantom_root(self.source["phantom"], self.source["cache_dir"])
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.frames is not None:
+            return
+        self.frames = load_source(**self.source)
+        self.train_index, self.val_index = split_frames(
+            self.frames.times, self.frames.groups, **self.split
+        )
+        if self.drop_last and self.batch_size > self.train_index.numel():
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} is larger than the {self.train_index.numel()}"
+                " training frames and data.drop_last=true, so no batch would run; lower"
+                " data.batch_size or set data.drop_last=false"
+            )
+
+    def _loader(self, index: torch.Tensor, *, train: bool) -> DataLoader:
+        return DataLoader(
+            FrameBatchDataset(self.frames, index),
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=self.drop_last and train,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate_batch,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_index, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_index, train=False)
+
+    def all_dataloader(self) -> DataLoader:
+        """Every frame in order (for embedding export / evaluation on all frames)."""
+        return self._loader(torch.arange(len(self.frames)), train=False)

@@ -1,0 +1,254 @@
+"""FastAP: the histogram-binned average-precision loss, exact, in O(N²) time and memory.
+
+Reference: F. Cakir, K. He, X. Xia, B. Kulis, S. Sclaroff, "Deep Metric Learning to Rank",
+CVPR 2019 (official code: github.com/kunhe/FastAP-metric-learning). Values and gradients equal
+``pytorch_metric_learning.losses.FastAPLoss(num_bins=bins)``, which materialises an
+N×N×(bins+1) tensor; here each distance only touches the centres its kernel reaches.
+
+Also holds the positive-mask builders the training module uses (labels, views, time windows).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fastap_lab.errors import ConfigError
+
+KERNELS = ("triangular", "gaussian")
+MAX_SQUARED_DISTANCE = 4.0  # squared Euclidean distance between unit vectors lies in [0, 4]
+# The gaussian window keeps every centre within this many sigmas of the distance: the mass
+# dropped beyond it is < exp(-6²/2) ≈ 1.5e-8 relative, far below float32 resolution of a bin.
+GAUSSIAN_TRUNCATION_SIGMAS = 6.0
+
+
+def fastap_loss(
+    embeddings: Tensor,
+    positives: Tensor,
+    *,
+    bins: int = 10,
+    kernel: str = "triangular",
+    sigma: float | None = None,
+    anchors: Tensor | None = None,
+) -> Tensor:
+    """1 − mean FastAP over the anchors that have at least one positive.
+
+    Args:
+        embeddings: [N, D] float; rows are L2-normalised here.
+        positives: [N, N] bool; ``positives[i, j]`` says j is relevant to anchor i. The diagonal
+            is ignored whatever it holds.
+        bins: number of distance intervals over [0, 4]; the ``bins + 1`` centres are
+            ``linspace(0, 4, bins + 1)`` and Δ = 4 / bins.
+        kernel: ``"triangular"`` (the paper: weight relu(1 − |d − c_l| / Δ)) or ``"gaussian"``
+            (weights ∝ exp(−(d − c_l)² / 2σ²), normalised to 1 over the centres within
+            ``GAUSSIAN_TRUNCATION_SIGMAS``·σ).
+        sigma: gaussian bandwidth in squared-distance units (e.g. 0.05 with bins=100); must be
+            None for the triangular kernel.
+        anchors: optional [A] long indices of the rows that rank the whole batch (default: all
+            N). Under DDP the caller gathers embeddings with a gradient-preserving all-gather,
+            builds the [N, N] mask of the global batch, and passes its local rows here; this
+            function itself never communicates.
+
+    Returns:
+        Scalar tensor. With d = 2 − 2·cos (clamped to [0, 4]), per anchor i the soft histograms
+        h⁺ (positives) and h (all others), H⁺ = cumsum h⁺, H = cumsum h, and
+        FastAP_i = (1 / N⁺_i) Σ_l h⁺_l H⁺_l / H_l (0/0 terms are 0). If no anchor has a positive
+        the result is 0, still connected to ``embeddings`` in the autograd graph.
+
+    Cost: O(A·N·D) for the distances plus O(A·N) (triangular: two centres per distance) or
+    O(A·N·W) (gaussian: W centres in the truncation window) for the histograms; never
+    A·N·(bins + 1).
+    """
+    _check_loss_arguments(embeddings, positives, bins, kernel, sigma, anchors)
+    num_items = embeddings.shape[0]
+    columns = torch.arange(num_items, device=embeddings.device)
+    distances = _squared_distances_on_sphere(embeddings, anchors)
+    if anchors is None:
+        anchors = columns
+    else:
+        positives = positives[anchors]
+    not_self = columns.unsqueeze(0) != anchors.unsqueeze(1)
+    positive_mask = positives & not_self
+    split = split_histograms(distances, not_self, positive_mask, bins, kernel, sigma)
+    positive_hist = split[:, 1]
+    return _loss_from_histograms(positive_hist, split.sum(dim=1), positive_mask.sum(dim=1))
+
+
+def soft_histograms(
+    distances: Tensor,
+    mask: Tensor,
+    bins: int,
+    kernel: str = "triangular",
+    sigma: float | None = None,
+) -> Tensor:
+    """Per-row soft histograms [A, bins + 1] of the masked distances [A, N] (values in [0, 4]).
+
+    Each unmasked distance adds one unit of mass spread over the centres by ``kernel``; masked
+    entries add nothing. Differentiable in ``distances``.
+    """
+    return split_histograms(distances, mask, mask, bins, kernel, sigma).sum(dim=1)
+
+
+def split_histograms(
+    distances: Tensor,
+    valid: Tensor,
+    positive: Tensor,
+    bins: int,
+    kernel: str = "triangular",
+    sigma: float | None = None,
+) -> Tensor:
+    """[A, 2, bins + 1]: soft histograms of the valid distances [A, N] that are not positive
+    (slot 0) and that are (slot 1); ``valid`` and ``positive`` are [A, N] bool.
+
+    Both slots come from one scatter: an entry's centre index is shifted by bins + 1 when it is
+    positive and by 2·(bins + 1), into a discarded block, when it is not valid. That halves the
+    scatter work of two separate histograms and needs no multiplication by the masks.
+    """
+    rows, block = distances.shape[0], bins + 1
+    slot_of_positive = torch.where(positive, block, 0)
+    slot = torch.where(valid, slot_of_positive, 2 * block)
+    empty = distances.new_zeros(rows, 3 * block)
+    if kernel == "triangular":
+        histograms = _triangular_slot_histograms(distances, slot, bins, empty)
+    else:
+        centre_index, centre_weight = _gaussian_weights(distances, bins, sigma)
+        index = (centre_index + slot.unsqueeze(-1)).reshape(rows, -1)
+        histograms = empty.scatter_add(1, index, centre_weight.reshape(rows, -1))
+    return histograms[:, : 2 * block].view(rows, 2, block)
+
+
+def _triangular_slot_histograms(distances, slot, bins, empty) -> Tensor:
+    """[A, 3·(bins + 1)] triangular-kernel histograms of the entries in each slot block.
+
+    relu(1 − |d − c_l| / Δ) is non-zero only at the centres l and l + 1 that bracket d, where it
+    is 1 − frac and frac (frac = d's position inside interval l). So h_l = count_l − F_l + F_{l−1},
+    with count_l the (gradient-free) number of distances in interval l and F_l the sum of their
+    fracs: one differentiable scatter of N per row.
+    """
+    position = distances * (bins / MAX_SQUARED_DISTANCE)
+    # Clamping keeps d = 4 in the last interval (frac = 1) instead of indexing centre bins + 1.
+    lower = position.detach().floor().clamp(0, bins - 1)
+    frac = position - lower
+    index = lower.long() + slot
+    counts = empty.scatter_add(1, index, frac.new_ones(()).expand_as(index))
+    frac_sums = empty.scatter_add(1, index, frac)
+    # Interval `bins` is never used as a lower index, so the shift moves no mass across blocks.
+    shifted_frac_sums = F.pad(frac_sums[:, :-1], (1, 0))
+    return counts - frac_sums + shifted_frac_sums
+
+
+def _gaussian_weights(distances: Tensor, bins: int, sigma: float) -> tuple[Tensor, Tensor]:
+    """Indices and normalised gaussian weights [A, N, W] over a window of W centres.
+
+    The window (clipped to [0, bins], so it slides rather than shrinks at the ends) holds every
+    centre within GAUSSIAN_TRUNCATION_SIGMAS·σ of d; softmax keeps tiny sigmas from underflowing.
+    """
+    delta = MAX_SQUARED_DISTANCE / bins
+    half_width = math.ceil(GAUSSIAN_TRUNCATION_SIGMAS * sigma / delta) + 1
+    width = min(2 * half_width + 1, bins + 1)
+    nearest = torch.round(distances.detach() / delta).long()
+    start = (nearest - half_width).clamp(0, bins + 1 - width)
+    index = start.unsqueeze(-1) + torch.arange(width, device=distances.device)
+    offsets = distances.unsqueeze(-1) - index.to(distances.dtype) * delta
+    return index, torch.softmax(-(offsets**2) / (2 * sigma**2), dim=-1)
+
+
+def _squared_distances_on_sphere(embeddings: Tensor, anchors: Tensor | None) -> Tensor:
+    """[A, N] squared Euclidean distances 2 − 2·cos between L2-normalised rows, in [0, 4]."""
+    unit = F.normalize(embeddings, p=2, dim=1)
+    anchor_unit = unit if anchors is None else unit[anchors]
+    cosine = anchor_unit @ unit.T
+    return (2 - 2 * cosine).clamp(0, MAX_SQUARED_DISTANCE)
+
+
+def _loss_from_histograms(positive_hist: Tensor, all_hist: Tensor, num_positives: Tensor) -> Tensor:
+    """1 − mean FastAP over rows with ≥ 1 positive, from [A, bins + 1] histograms.
+
+    Branch-free (no data-dependent Python control flow) so it traces under torch.compile.
+    """
+    cumulative_positive = positive_hist.cumsum(dim=1)
+    cumulative_all = all_hist.cumsum(dim=1)
+    # H_l = 0 forces h⁺_l = H⁺_l = 0; the safe denominator keeps 0/0 (and its gradient) at 0.
+    has_mass = cumulative_all > 0
+    safe_total = torch.where(has_mass, cumulative_all, torch.ones_like(cumulative_all))
+    precision_terms = positive_hist * cumulative_positive / safe_total
+    has_positive = num_positives > 0
+    counts = num_positives.clamp(min=1).to(positive_hist.dtype)
+    average_precision = precision_terms.sum(dim=1) / counts
+    per_anchor_loss = (1 - average_precision) * has_positive.to(positive_hist.dtype)
+    return per_anchor_loss.sum() / has_positive.sum().clamp(min=1)
+
+
+def _check_loss_arguments(embeddings, positives, bins, kernel, sigma, anchors) -> None:
+    """Raise ConfigError naming the Hydra field (loss.bins / loss.kernel / loss.sigma) at fault."""
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
+        raise ConfigError(
+            f"loss.bins={bins!r}: must be an integer >= 1 (the reference report used 100)"
+        )
+    if kernel not in KERNELS:
+        raise ConfigError(f"loss.kernel={kernel!r}: must be one of {', '.join(KERNELS)}")
+    _check_sigma(kernel, sigma)
+    if embeddings.dim() != 2 or not embeddings.is_floating_point():
+        raise ConfigError(
+            f"embeddings: expected a 2-D float tensor [N, D], got {embeddings.dtype} "
+            f"of shape {tuple(embeddings.shape)}"
+        )
+    num_items = embeddings.shape[0]
+    if positives.dtype != torch.bool or tuple(positives.shape) != (num_items, num_items):
+        raise ConfigError(
+            f"positives: expected a bool tensor [N, N] = [{num_items}, {num_items}] matching "
+            f"embeddings, got {positives.dtype} of shape {tuple(positives.shape)}"
+        )
+    if anchors is not None and (anchors.dim() != 1 or anchors.is_floating_point()):
+        raise ConfigError(
+            f"anchors: expected a 1-D integer tensor of row indices, got {anchors.dtype} "
+            f"of shape {tuple(anchors.shape)}"
+        )
+
+
+def _check_sigma(kernel: str, sigma: float | None) -> None:
+    if kernel == "triangular" and sigma is not None:
+        raise ConfigError(
+            f"loss.sigma={sigma!r}: only the gaussian kernel uses sigma (the triangular one is "
+            "one bin wide, 4 / loss.bins); set loss.sigma=null or loss.kernel=gaussian"
+        )
+    if kernel == "gaussian" and (
+        sigma is None or isinstance(sigma, bool) or not math.isfinite(sigma) or sigma <= 0
+    ):
+        raise ConfigError(
+            f"loss.sigma={sigma!r}: loss.kernel=gaussian needs a bandwidth > 0 in "
+            "squared-distance units (range [0, 4]), e.g. loss.sigma=0.05 with loss.bins=100"
+        )
+
+
+def positives_from_labels(labels: Tensor) -> Tensor:
+    """[N, N] bool: same label, diagonal False. ``labels``: [N] integer class ids."""
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    return same & ~torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
+
+
+def positives_from_views(
+    num_frames: int, num_views: int = 2, device: torch.device | str | None = None
+) -> Tensor:
+    """[V·F, V·F] bool for embeddings stacked view-major (view 0 of frames 0..F−1, then view 1,
+    ...): the other views of the same frame are its only positives (diagonal False)."""
+    frame_of_row = torch.arange(num_frames, device=device).repeat(num_views)
+    return positives_from_labels(frame_of_row)
+
+
+def positives_from_times(times: Tensor, window: float, groups: Tensor | None = None) -> Tensor:
+    """[N, N] bool: |t_i − t_j| <= window and same group (e.g. video), diagonal False.
+
+    ``times``: [N] float (e.g. seconds or breathing phase); ``groups``: [N] integer ids, or None
+    when all rows come from one sequence.
+    """
+    if not window >= 0:
+        raise ConfigError(f"window={window!r}: the time window must be >= 0")
+    close = (times.unsqueeze(0) - times.unsqueeze(1)).abs() <= window
+    if groups is not None:
+        close &= groups.unsqueeze(0) == groups.unsqueeze(1)
+    return close & ~torch.eye(times.shape[0], dtype=torch.bool, device=times.device)

@@ -1,0 +1,49 @@
+"""MLP heads: SimSiam projector / predictor and the FastAP embedding head."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _linear_bn_relu(in_dim: int, out_dim: int) -> list[nn.Module]:
+    return [nn.Linear(in_dim, out_dim, bias=False), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True)]
+
+
+class Projector(nn.Sequential):
+    """SimSiam projector: ``[B, in_dim] -> [B, dim]``.
+
+    ``num_layers`` linear layers, BN after each; ReLU after all but the last; the output BN
+    has no affine parameters (as in the SimSiam paper, it keeps the output from collapsing
+    to a per-dimension constant scale).
+    """
+
+    def __init__(self, in_dim: int, dim: int = 2048, num_layers: int = 3) -> None:
+        layers: list[nn.Module] = []
+        width = in_dim
+        for _ in range(num_layers - 1):
+            layers += _linear_bn_relu(width, dim)
+            width = dim
+        layers += [nn.Linear(width, dim, bias=False), nn.BatchNorm1d(dim, affine=False)]
+        super().__init__(*layers)
+        self.out_dim = dim
+
+
+class Predictor(nn.Sequential):
+    """SimSiam predictor bottleneck: ``[B, dim] -> [B, bottleneck] -> [B, dim]``."""
+
+    def __init__(self, dim: int = 2048, bottleneck: int = 512) -> None:
+        super().__init__(*_linear_bn_relu(dim, bottleneck), nn.Linear(bottleneck, dim))
+
+
+class EmbeddingHead(nn.Module):
+    """FastAP embedding head: ``[B, in_dim] -> [B, dim]``, rows L2-normalised."""
+
+    def __init__(self, in_dim: int = 2048, dim: int = 256) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, dim)
+        self.out_dim = dim
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.linear(features), dim=1)

@@ -1,0 +1,127 @@
+"""ranking_metrics / summarize against scikit-learn and a brute-force per-query loop."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+from fastap_lab.errors import ConfigError
+from fastap_lab.retrieval.metrics import ranking_metrics, summarize
+
+KS = (1, 3, 10, 40)
+
+
+def random_problem(seed, num_queries=40, num_gallery=60, ties=False, masked=False):
+    """Scores in [-1, 1] (optionally quantised to 9 levels: heavy ties), ~15% relevant."""
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.rand(num_queries, num_gallery, generator=generator, dtype=torch.float64) * 2 - 1
+    if ties:
+        scores = torch.round(scores * 4) / 4
+    relevant = torch.rand(num_queries, num_gallery, generator=generator) < 0.15
+    valid = torch.rand(num_queries, num_gallery, generator=generator) < 0.7 if masked else None
+    return scores, relevant, valid
+
+
+def brute_force(scores, relevant, valid, ks):
+    """Straightforward per-query loop; ties broken by lower gallery index (stable)."""
+    rows = []
+    for q in range(scores.shape[0]):
+        keep = [g for g in range(scores.shape[1]) if valid is None or valid[q, g]]
+        ranked = sorted(keep, key=lambda g, q=q: (-scores[q, g].item(), g))
+        hits = [bool(relevant[q, g]) for g in ranked]
+        num_rel = sum(hits)
+        row = {"num_relevant": num_rel}
+        for k in ks:
+            row[f"precision@{k}"] = sum(hits[:k]) / k if num_rel else math.nan
+            row[f"recall@{k}"] = sum(hits[:k]) / num_rel if num_rel else math.nan
+        row["r_precision"] = sum(hits[:num_rel]) / num_rel if num_rel else math.nan
+        precisions = [sum(hits[: i + 1]) / (i + 1) for i in range(num_rel) if hits[i]]
+        row["map@r"] = sum(precisions) / num_rel if num_rel else math.nan
+        rows.append(row)
+    return {name: np.array([row[name] for row in rows], dtype=float) for name in rows[0]}
+
+
+def sklearn_ap(scores, relevant, valid):
+    aps = []
+    for q in range(scores.shape[0]):
+        keep = np.ones(scores.shape[1], bool) if valid is None else valid[q].numpy()
+        labels = relevant[q].numpy()[keep]
+        aps.append(
+            average_precision_score(labels, scores[q].numpy()[keep]) if labels.any() else math.nan
+        )
+    return np.array(aps)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_ap_equals_sklearn(ties, masked):
+    scores, relevant, valid = random_problem(seed=1 + ties + 2 * masked, ties=ties, masked=masked)
+    assert (scores < 0).any()
+    ours = ranking_metrics(scores, relevant, KS, valid)["ap"].numpy()
+    np.testing.assert_allclose(ours, sklearn_ap(scores, relevant, valid), rtol=0, atol=1e-12)
+
+
+def test_tie_group_ap_differs_from_index_tie_break():
+    # The relevant item ties with an irrelevant one: an index tie-break would rank it first
+    # (AP 1); sklearn evaluates precision after the whole tie group (AP 1/2).
+    scores = torch.tensor([[0.5, 0.5, -0.3]], dtype=torch.float64)
+    relevant = torch.tensor([[True, False, False]])
+    expected = average_precision_score([1, 0, 0], [0.5, 0.5, -0.3])
+    assert expected < 1
+    assert ranking_metrics(scores, relevant)["ap"].item() == pytest.approx(expected)
+    assert ranking_metrics(scores, relevant, ks=(1,))["precision@1"].item() == 1
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_rank_metrics_equal_brute_force(ties, masked):
+    scores, relevant, valid = random_problem(seed=7 + ties + 2 * masked, ties=ties, masked=masked)
+    ours = ranking_metrics(scores, relevant, KS, valid)
+    expected = brute_force(scores, relevant, valid, KS)
+    for name, values in expected.items():
+        np.testing.assert_allclose(ours[name].numpy(), values, rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_queries_without_relevant_are_nan_and_counted():
+    scores, relevant, valid = random_problem(seed=3, masked=True)
+    relevant[:5] = False
+    relevant[5, :] = ~valid[5]  # relevant items exist but are all excluded
+    per_query = ranking_metrics(scores, relevant, KS, valid)
+    without = per_query["num_relevant"] == 0
+    assert without[:6].all() and int(without.sum()) >= 6
+    for name, values in per_query.items():
+        if name != "num_relevant":
+            assert torch.isnan(values[without]).all() and not torch.isnan(values[~without]).any()
+    summary = summarize(per_query)
+    assert summary["num_queries"] == 40
+    assert summary["num_queries_without_relevant"] == int(without.sum())
+    kept_aps = sklearn_ap(scores, relevant, valid)
+    assert summary["mAP"] == pytest.approx(np.nanmean(kept_aps), abs=1e-12)
+    assert summary["precision@3"] == pytest.approx(per_query["precision@3"][~without].mean().item())
+
+
+def test_k_larger_than_gallery_takes_all_valid_and_divides_by_k():
+    scores, relevant, valid = random_problem(seed=5, num_gallery=12, masked=True)
+    ours = ranking_metrics(scores, relevant, (50,), valid)
+    expected = brute_force(scores, relevant, valid, (50,))
+    np.testing.assert_allclose(ours["precision@50"].numpy(), expected["precision@50"], atol=1e-12)
+    has_relevant = expected["num_relevant"] > 0
+    assert (ours["recall@50"].numpy()[has_relevant] == 1).all()
+
+
+def test_float32_scores_and_blocks_match_float64(monkeypatch):
+    scores, relevant, valid = random_problem(seed=9, masked=True)
+    reference = ranking_metrics(scores.float().double(), relevant, KS, valid)
+    monkeypatch.setattr("fastap_lab.retrieval.metrics._BLOCK_ENTRIES", 7 * scores.shape[1])
+    blocked = ranking_metrics(scores.float(), relevant, KS, valid)
+    for name, values in reference.items():
+        assert blocked[name].dtype == torch.float64
+        torch.testing.assert_close(blocked[name], values, equal_nan=True, rtol=0, atol=1e-12)
+
+
+def test_invalid_ks_rejected():
+    scores, relevant, _ = random_problem(seed=0)
+    with pytest.raises(ConfigError, match="ks"):
+        ranking_metrics(scores, relevant, ks=(0, 5))
