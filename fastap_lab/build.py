@@ -6,11 +6,27 @@ import os
 from pathlib import Path
 
 import lightning as L
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig
 
 import fastap_lab.config  # noqa: F401  (registers the resolvers the configs use)
+from fastap_lab.errors import FastapLabError
+
+
+def instantiate(config, *args, **kwargs):
+    """Hydra's instantiate, but a user error raised by the target surfaces as itself rather
+    than wrapped in InstantiationException (so callers and tests see e.g. CheckpointError)."""
+    try:
+        return hydra_instantiate(config, *args, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, FastapLabError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -25,9 +25,28 @@ def wandb_offline() -> bool:
     return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
 
 
+def latest_checkpoint(experiment_name: str, outputs: str = "outputs") -> str:
+    """``outputs/<experiment_name>/<newest run>/checkpoints/last.ckpt`` (run folders sort by time).
+
+    Chains stages: ``model.pretrained: ${latest_checkpoint:simsiam100}``. The saved config
+    records the resolved path, so the run says which checkpoint it started from.
+    """
+    from fastap_lab.errors import ConfigError
+
+    runs = sorted(Path(outputs).glob(f"{experiment_name}/*/checkpoints/last.ckpt"))
+    if not runs:
+        raise ConfigError(
+            f"model.pretrained=${{latest_checkpoint:{experiment_name}}}: no finished run under"
+            f" {Path(outputs) / experiment_name}/; run `python -m fastap_lab.train"
+            f" +experiment={experiment_name}` first, or set model.pretrained=/path/to/run"
+        )
+    return str(runs[-1].resolve())
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("linear_lr", linear_lr, replace=True)
     OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
+    OmegaConf.register_new_resolver("latest_checkpoint", latest_checkpoint, replace=True)
 
 
 register_resolvers()

@@ -88,9 +88,10 @@ def test_queries_without_relevant_are_nan_and_counted():
     scores, relevant, valid = random_problem(seed=3, masked=True)
     relevant[:5] = False
     relevant[5, :] = ~valid[5]  # relevant items exist but are all excluded
+    valid[6, :] = False  # empty gallery
     per_query = ranking_metrics(scores, relevant, KS, valid)
     without = per_query["num_relevant"] == 0
-    assert without[:6].all() and int(without.sum()) >= 6
+    assert without[:7].all() and int(without.sum()) >= 7
     for name, values in per_query.items():
         if name != "num_relevant":
             assert torch.isnan(values[without]).all() and not torch.isnan(values[~without]).any()
@@ -125,3 +126,13 @@ def test_invalid_ks_rejected():
     scores, relevant, _ = random_problem(seed=0)
     with pytest.raises(ConfigError, match="ks"):
         ranking_metrics(scores, relevant, ks=(0, 5))
+
+
+def test_nan_scores_and_valid_relevant_minus_inf_rejected():
+    scores, relevant, valid = random_problem(seed=0, masked=True)
+    with pytest.raises(ValueError, match="NaN"):
+        ranking_metrics(scores.masked_fill(scores > 0.99, float("nan")), relevant)
+    position = (relevant & valid).nonzero()[0]
+    scores[position[0], position[1]] = float("-inf")
+    with pytest.raises(ValueError, match="-inf"):
+        ranking_metrics(scores, relevant, valid=valid)

@@ -8,7 +8,7 @@ import torch
 from fastap_lab import __version__
 from fastap_lab.errors import TrainingDivergedError
 
-CHECKPOINT_KEY = "fastap_lab"  # checkpoint["fastap_lab"] = {"stage", "config", "version"}
+from fastap_lab.checkpoints import CHECKPOINT_KEY
 
 
 class StageModule(L.LightningModule):

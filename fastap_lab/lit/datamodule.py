@@ -7,9 +7,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from fastap_lab.data.dataset import FrameBatchDataset, collate_batch
+from fastap_lab.data.sampling import MPerClassBatchSampler
 from fastap_lab.data.sources import load_source, phantom_root
 from fastap_lab.data.splits import split_frames
 from fastap_lab.errors import ConfigError
+
+
+SAMPLERS = ("random", "m_per_class")
 
 
 class FramesDataModule(L.LightningDataModule):
@@ -42,6 +46,8 @@ class FramesDataModule(L.LightningDataModule):
             channels=channels, image_size=image_size, require_labels=require_labels,
         )  # fmt: skip
         self.split = dict(split=split, val_fraction=val_fraction, num_blocks=num_blocks, gap=split_gap)
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"data.sampler={sampler!r}: choose one of {list(SAMPLERS)}")
         if batch_size < 1 or eval_batch_size < 1:
             raise ConfigError(f"data.batch_size={batch_size}: must be >= 1")
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -80,7 +86,25 @@ class FramesDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_index, train=True)
+        if self.sampler == "random":
+            return self._loader(self.train_index, train=True)
+        if self.frames.labels is None:
+            raise ConfigError("data.sampler=m_per_class needs labels; the data has none")
+        trainer = self.trainer
+        batches = MPerClassBatchSampler(
+            self.frames.labels[self.train_index],
+            self.m_per_class,
+            self.batch_size,
+            seed=torch.initial_seed() % 2**31,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+        )
+        return DataLoader(
+            FrameBatchDataset(self.frames, self.train_index),
+            batch_sampler=batches,
+            num_workers=self.num_workers,
+            collate_fn=collate_batch,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_index, train=False)

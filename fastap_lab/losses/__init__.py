@@ -1,0 +1,16 @@
+from fastap_lab.losses.fastap import (
+    fastap_loss,
+    positives_from_labels,
+    positives_from_times,
+    positives_from_views,
+)
+from fastap_lab.losses.simsiam import normalized_std, simsiam_loss
+
+__all__ = [
+    "fastap_loss",
+    "normalized_std",
+    "positives_from_labels",
+    "positives_from_times",
+    "positives_from_views",
+    "simsiam_loss",
+]

@@ -23,7 +23,6 @@ irrelevant, which is wrong for cosine similarities.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -53,6 +52,7 @@ def ranking_metrics(
 
     Args:
         scores: [Q, G] float similarity of query q to gallery item g (any device / float dtype).
+            NaN is rejected; -inf is allowed only for items with ``valid=False``.
         relevant: [Q, G] bool, True where gallery item g is relevant to query q.
         ks: cut-offs for ``precision@k`` / ``recall@k``; each a positive int.
         valid: [Q, G] bool or None (all valid); False removes the item from q's gallery.
@@ -65,19 +65,13 @@ def ranking_metrics(
     ks = _check_ks(ks)
     _check_shapes(scores, relevant, valid)
     rows_per_block = max(1, _BLOCK_ENTRIES // max(1, scores.shape[1]))
-    blocks = [
-        _block_metrics(
-            scores[start : start + rows_per_block],
-            relevant[start : start + rows_per_block].bool(),
-            None if valid is None else valid[start : start + rows_per_block].bool(),
-            ks,
-        )
-        for start in range(0, scores.shape[0], rows_per_block)
-    ]
-    if not blocks:  # Q == 0
-        empty = scores.new_zeros(0, dtype=torch.float64)
-        return {name: empty for name in [*metric_names(ks), "num_relevant"]}
-    return {name: torch.cat([block[name] for block in blocks]) for name in blocks[0]}
+    tables = [scores.new_zeros(0, len(metric_names(ks)) + 1, dtype=torch.float64)]
+    for start in range(0, scores.shape[0], rows_per_block):
+        block = slice(start, start + rows_per_block)
+        block_valid = None if valid is None else valid[block].bool()
+        tables.append(_block_table(scores[block], relevant[block].bool(), block_valid, ks))
+    columns = torch.cat(tables).T.contiguous()
+    return dict(zip([*metric_names(ks), "num_relevant"], columns, strict=True))
 
 
 def summarize(per_query: dict[str, Tensor]) -> dict[str, float]:
@@ -104,126 +98,113 @@ def summarize(per_query: dict[str, Tensor]) -> dict[str, float]:
     return summary
 
 
-def _block_metrics(
-    scores: Tensor, relevant: Tensor, valid: Tensor | None, ks: Sequence[int]
-) -> dict[str, Tensor]:
-    """:func:`ranking_metrics` for one block of rows: one dense sort, then work per relevant item.
+def _block_table(
+    scores: Tensor, relevant: Tensor, valid: Tensor | None, ks: tuple[int, ...]
+) -> Tensor:
+    """Metrics of one block of rows as [C, metrics + 1] float64, columns ordered as
+    ``metric_names(ks)`` then num_relevant: one dense sort, then work per relevant item.
 
-    Excluded items are given score -inf so that the valid items fill the front of each sorted
-    row (their 1-based rank is then position + 1, ties kept in gallery-index order).
+    Excluded items get score -inf so that the valid items fill the front of each sorted row:
+    a relevant item's 1-based rank is its sorted position + 1 (ties in gallery-index order).
+    Per-item terms are summed per query by a single ``index_add_`` (few large ops, not many
+    small ones).
     """
     if valid is not None:
         scores = scores.masked_fill(~valid, float("-inf"))
         relevant = relevant & valid
     sorted_scores, order = torch.sort(scores, dim=1, descending=True, stable=True)
-    _check_sorted(sorted_scores, valid)
-    hits = _RelevantHits.from_sorted(relevant.gather(1, order), sorted_scores)
+    rows, cols = relevant.gather(1, order).nonzero(as_tuple=True)
     del order
-    num_relevant = hits.per_query(torch.ones_like(hits.rank, dtype=torch.float64))
-    no_relevant = num_relevant == 0
-    safe_num_relevant = num_relevant.clamp_min(1)
+    flat_position = rows * sorted_scores.shape[1] + cols
+    _check_sorted(sorted_scores, sorted_scores.reshape(-1)[flat_position], valid is not None)
+    num_relevant = torch.bincount(rows, minlength=scores.shape[0])
+    rank = cols + 1
+    hit_index = torch.arange(len(rows), device=rows.device)
+    hits_so_far = hit_index - (num_relevant.cumsum(0) - num_relevant)[rows] + 1  # incl. self
+    within_r = rank <= num_relevant[rows]
+    item_terms = torch.stack(
+        [
+            _tie_aware_precision(sorted_scores, flat_position, rows, cols, hits_so_far),
+            *[rank <= k for k in ks],
+            within_r,
+            hits_so_far.double() / rank * within_r,
+        ],
+        dim=1,
+    )
+    totals = item_terms.new_zeros(scores.shape[0], item_terms.shape[1])
+    totals.index_add_(0, rows, item_terms)
+    return _normalised_table(totals, num_relevant, ks)
 
-    precision_at_group_end = hits.hits_at_group_end / hits.rank_at_group_end
-    results = {"ap": hits.per_query(precision_at_group_end) / safe_num_relevant}
-    for k in ks:
-        hits_in_top_k = hits.per_query((hits.rank <= k).double())
-        results[f"precision@{k}"] = hits_in_top_k / k
-        results[f"recall@{k}"] = hits_in_top_k / safe_num_relevant
-    within_r = (hits.rank <= num_relevant[hits.rows]).double()
-    results["r_precision"] = hits.per_query(within_r) / safe_num_relevant
-    precision_at_hit = hits.ordinal.double() / hits.rank
-    results["map@r"] = hits.per_query(precision_at_hit * within_r) / safe_num_relevant
-    for name, values in results.items():
-        results[name] = values.masked_fill(no_relevant, float("nan"))
-    results["num_relevant"] = num_relevant
-    return results
+
+def _normalised_table(totals: Tensor, num_relevant: Tensor, ks: tuple[int, ...]) -> Tensor:
+    """Per-query sums [C, 1 + len(ks) + 2] -> metrics table [C, metrics + 1] (NaN rows for
+    queries without relevant items; num_relevant appended as the last column)."""
+    safe_num_relevant = num_relevant.clamp_min(1).double()[:, None]
+    hits_in_top_k = totals[:, 1 : 1 + len(ks)]
+    table = torch.cat(
+        [
+            totals[:, :1] / safe_num_relevant,
+            hits_in_top_k / torch.tensor(ks, dtype=torch.float64, device=totals.device),
+            hits_in_top_k / safe_num_relevant,
+            totals[:, -2:] / safe_num_relevant,
+        ],
+        dim=1,
+    )
+    table.masked_fill_((num_relevant == 0)[:, None], float("nan"))
+    return torch.cat([table, num_relevant.double()[:, None]], dim=1)
 
 
-@dataclass
-class _RelevantHits:
-    """The relevant items of a block of sorted rows, flattened row-major ([M] each).
+def _tie_aware_precision(
+    sorted_scores: Tensor, flat_position: Tensor, rows: Tensor, cols: Tensor, hits_so_far: Tensor
+) -> Tensor:
+    """Precision at the end of each relevant item's tie group, float64 [M].
 
-    ``ordinal`` counts relevant items up to and including this one (index tie-break);
-    ``rank`` is the 1-based position; ``group_end`` the 0-based last position of its tie group.
+    sklearn evaluates precision once per distinct score, so all items of a tie group share
+    the precision reached after the whole group. Without ties this is precision at the item.
     """
-
-    rows: Tensor
-    cols: Tensor
-    ordinal: Tensor
-    rank: Tensor
-    group_end: Tensor
-    num_rows: int
-    num_cols: int
-
-    @classmethod
-    def from_sorted(cls, relevant_sorted: Tensor, sorted_scores: Tensor) -> _RelevantHits:
-        rows, cols = relevant_sorted.nonzero(as_tuple=True)
-        num_rows = relevant_sorted.shape[0]
-        per_row = torch.bincount(rows, minlength=num_rows)
-        first_of_row = per_row.cumsum(0) - per_row
-        ordinal = torch.arange(1, len(rows) + 1, device=rows.device) - first_of_row[rows]
-        group_end = _tie_group_ends(sorted_scores, rows, cols)
-        return cls(rows, cols, ordinal, cols + 1, group_end, num_rows, relevant_sorted.shape[1])
-
-    def per_query(self, values: Tensor) -> Tensor:
-        """Sum of float64 [M] values per row -> [rows]."""
-        totals = torch.zeros(self.num_rows, dtype=torch.float64, device=values.device)
-        return totals.index_add_(0, self.rows, values)
-
-    @property
-    def rank_at_group_end(self) -> Tensor:
-        return (self.group_end + 1).double()
-
-    @property
-    def hits_at_group_end(self) -> Tensor:
-        """Relevant items ranked at or before the end of each item's tie group, float64 [M]."""
-        # Row-major flat positions are ascending, so a binary search counts relevant items
-        # up to (row, group_end); subtracting the row's start gives the in-row count.
-        flat_position = self.rows * self.num_cols + self.cols
-        flat_group_end = self.rows * self.num_cols + self.group_end
-        up_to_group_end = torch.searchsorted(flat_position, flat_group_end, right=True)
-        row_start = torch.arange(len(self.rows), device=self.rows.device) - self.ordinal + 1
-        return (up_to_group_end - row_start).double()
+    num_cols = sorted_scores.shape[1]
+    flat_scores = sorted_scores.reshape(-1)
+    next_position = (flat_position + 1).clamp_max(max(flat_scores.numel() - 1, 0))
+    tied_with_next = (cols < num_cols - 1) & (
+        flat_scores[next_position] == flat_scores[flat_position]
+    )
+    if not tied_with_next.any():
+        return hits_so_far.double() / (cols + 1)
+    group_end = _tie_group_ends(sorted_scores, rows, cols, tied_with_next)
+    # Row-major flat positions ascend, so a binary search counts the relevant items up to
+    # (row, group_end); subtracting the index of the row's first relevant item localises it.
+    up_to_group_end = torch.searchsorted(flat_position, rows * num_cols + group_end, right=True)
+    first_hit_of_row = torch.arange(len(rows), device=rows.device) - hits_so_far + 1
+    hits_at_group_end = up_to_group_end - first_hit_of_row
+    return hits_at_group_end.double() / (group_end + 1)
 
 
-def _tie_group_ends(sorted_scores: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+def _tie_group_ends(sorted_scores: Tensor, rows: Tensor, cols: Tensor, tied: Tensor) -> Tensor:
     """Last position of the tie group of each (row, col) of descending ``sorted_scores``, [M].
 
     Ties are rare for real-valued scores, so the dense reversed running minimum over group
-    ends is only computed for rows where some listed item ties with its successor.
+    ends is only computed for rows where some item in ``tied`` ties with its successor.
     """
     num_cols = sorted_scores.shape[1]
-    next_cols = (cols + 1).clamp_max(max(num_cols - 1, 0))
-    tied_with_next = (cols + 1 < num_cols) & (
-        sorted_scores[rows, next_cols] == sorted_scores[rows, cols]
-    )
-    group_end = cols.clone()
-    if not tied_with_next.any():
-        return group_end
-    tied_rows, slot_of_item = torch.unique(rows[tied_with_next], return_inverse=True)
+    tied_rows, slot_of_item = torch.unique(rows[tied], return_inverse=True)
     tied_scores = sorted_scores[tied_rows]
     is_group_end = torch.ones_like(tied_scores, dtype=torch.bool)
     is_group_end[:, :-1] = tied_scores[:, :-1] != tied_scores[:, 1:]
     positions = torch.arange(num_cols, device=sorted_scores.device)
     ends = torch.where(is_group_end, positions, num_cols - 1)
     ends = ends.flip(1).cummin(1).values.flip(1)  # first group end at or after each position
-    group_end[tied_with_next] = ends[slot_of_item, cols[tied_with_next]]
+    group_end = cols.clone()
+    group_end[tied] = ends[slot_of_item, cols[tied]]
     return group_end
 
 
-def _check_sorted(sorted_scores: Tensor, valid: Tensor | None) -> None:
-    """Reject NaN scores (undefined ranking) and valid -inf scores (they would mix with the
-    excluded items); both checks read only O(rows) entries of the sorted block."""
-    if sorted_scores.numel() == 0:
-        return
-    if torch.isnan(sorted_scores[:, 0]).any():  # NaN sorts first in a descending sort
+def _check_sorted(sorted_scores: Tensor, relevant_scores: Tensor, masked: bool) -> None:
+    """Reject NaN scores (undefined ranking) and, when items were excluded, relevant -inf
+    scores (they would tie with the excluded items); reads only O(rows + M) entries."""
+    if sorted_scores.numel() and torch.isnan(sorted_scores[:, 0]).any():  # NaN sorts first
         raise ValueError("scores contain NaN; rankings of NaN scores are undefined")
-    if valid is None:
-        return
-    num_valid = valid.sum(1)
-    last_valid_score = sorted_scores.gather(1, (num_valid - 1).clamp_min(0)[:, None])[:, 0]
-    if (torch.isneginf(last_valid_score) & (num_valid > 0)).any():
-        raise ValueError("valid scores contain -inf; mark such items valid=False instead")
+    if masked and torch.isneginf(relevant_scores).any():
+        raise ValueError("a valid relevant item has score -inf; mark it valid=False instead")
 
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:

@@ -1,0 +1,2 @@
+"""Retrieval evaluation of trained embeddings (``python -m fastap_lab.evaluate``): embedding,
+retrieval tables, the retrieval grid and embedding diagnostics."""
