@@ -75,7 +75,11 @@ def load_submodule(module: torch.nn.Module, checkpoint: dict, prefix: str, where
     if missing or unexpected or mis_shaped:
         details = "; ".join(
             f"{name} ({len(keys)}): {', '.join(f'{prefix}.{k}' for k in keys[:3])}{' …' if len(keys) > 3 else ''}"
-            for name, keys in (("missing", missing), ("unexpected", unexpected), ("shape differs", mis_shaped))
+            for name, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("shape differs", mis_shaped),
+            )
             if keys
         )
         raise CheckpointError(

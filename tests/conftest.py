@@ -59,4 +59,6 @@ def run_cli(module: str, *args: str, cwd: Path, cache_dir: Path, timeout: int = 
 @pytest.fixture
 def cli(tmp_path, cache_dir):
     """``cli(module, *args)`` runs an entry point with ``tmp_path`` as the working directory."""
-    return lambda module, *args, **kw: run_cli(module, *args, cwd=tmp_path, cache_dir=cache_dir, **kw)
+    return lambda module, *args, **kw: run_cli(
+        module, *args, cwd=tmp_path, cache_dir=cache_dir, **kw
+    )

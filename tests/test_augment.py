@@ -22,7 +22,9 @@ def test_output_is_normalised_float_of_same_shape():
 
 
 def test_identity_settings_equal_normalize():
-    aug = FrameAugment(max_shift=0, max_rotation=0, brightness=0, contrast=(1, 1), gamma=(1, 1), noise=0, blur=0)
+    aug = FrameAugment(
+        max_shift=0, max_rotation=0, brightness=0, contrast=(1, 1), gamma=(1, 1), noise=0, blur=0
+    )
     x = torch.randint(1, 256, (4, 1, 16, 16), dtype=torch.uint8)
     assert torch.allclose(aug(x), aug.normalize(x), atol=1e-5)
 
@@ -45,7 +47,9 @@ def test_motion_safe_keeps_vertical_position_simclr_does_not():
     torch.manual_seed(0)
     bars = _bar_image(14).repeat(64, 1, 1, 1)
     safe = FrameAugment(noise=0, blur=0)
-    strong = FrameAugment(noise=0, blur=0, max_shift=0.15, scale=(0.5, 1.0), aspect=(0.75, 1.33), max_rotation=15)
+    strong = FrameAugment(
+        noise=0, blur=0, max_shift=0.15, scale=(0.5, 1.0), aspect=(0.75, 1.33), max_rotation=15
+    )
     safe_moves = [abs(_bar_row(img) - 14.5) for img in safe(bars)]
     strong_moves = [abs(_bar_row(img) - 14.5) for img in strong(bars)]
     assert max(safe_moves) <= 32 * 0.03 + 1.0

@@ -51,7 +51,11 @@ def test_simsiam100_is_the_reference_config(make_cfg):
     assert (cfg.model.projector_dim, cfg.model.predictor_dim) == (2048, 512)
     assert (cfg.trainer.max_epochs, cfg.data.batch_size) == (100, 128)
     assert cfg.optimizer._target_ == "torch.optim.SGD"
-    assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (0.05, 0.9, 1e-4)
+    assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (
+        0.05,
+        0.9,
+        1e-4,
+    )
     assert cfg.scheduler._target_.endswith("CosineAnnealingLR")
     assert cfg.scheduler.T_max == 100
 

@@ -12,11 +12,19 @@ from fastap_lab.build import build_datamodule, build_module, build_trainer
 from fastap_lab.errors import CheckpointError, ConfigError
 from tests.conftest import CONF_DIR, TINY
 
-FASTAP = ["model=fastap", "loss=fastap", "optimizer=adamw", "model.projector_dim=32", "model.embedding_dim=8"]
+FASTAP = [
+    "model=fastap",
+    "loss=fastap",
+    "optimizer=adamw",
+    "model.projector_dim=32",
+    "model.embedding_dim=8",
+]
 
 
 def _compose(tmp: Path, cache_dir: Path, overrides: list[str]):
-    tiny = [o for o in TINY if "model=fastap" not in overrides or not o.startswith("model.predictor")]
+    tiny = [
+        o for o in TINY if "model=fastap" not in overrides or not o.startswith("model.predictor")
+    ]
     base = [f"paths.output_dir={tmp}", f"paths.cache_dir={cache_dir}", *tiny]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=base + overrides)
@@ -60,9 +68,14 @@ def test_weights_come_from_the_simsiam_checkpoint(tmp_path, cache_dir, simsiam_r
 
 
 @pytest.mark.parametrize("freeze_projector", [False, True])
-def test_frozen_parts_get_no_gradient_and_keep_bn_stats(tmp_path, cache_dir, simsiam_run, freeze_projector):
+def test_frozen_parts_get_no_gradient_and_keep_bn_stats(
+    tmp_path, cache_dir, simsiam_run, freeze_projector
+):
     cfg, module, datamodule = _fastap(
-        tmp_path, cache_dir, simsiam_run, [f"model.freeze_projector={freeze_projector}", "debug=fast_dev_run"]
+        tmp_path,
+        cache_dir,
+        simsiam_run,
+        [f"model.freeze_projector={freeze_projector}", "debug=fast_dev_run"],
     )
     backbone, backbone_bn = _params(module.backbone), _bn_stats(module.backbone)
     projector, projector_bn = _params(module.projector), _bn_stats(module.projector)
@@ -79,7 +92,12 @@ def test_frozen_parts_get_no_gradient_and_keep_bn_stats(tmp_path, cache_dir, sim
 
 
 def test_labels_positives_with_m_per_class_batches(tmp_path, cache_dir, simsiam_run):
-    extra = ["loss.positives=labels", "data.sampler=m_per_class", "data.m_per_class=4", "debug=fast_dev_run"]
+    extra = [
+        "loss.positives=labels",
+        "data.sampler=m_per_class",
+        "data.m_per_class=4",
+        "debug=fast_dev_run",
+    ]
     cfg, module, datamodule = _fastap(tmp_path, cache_dir, simsiam_run, extra)
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule)
@@ -88,7 +106,9 @@ def test_labels_positives_with_m_per_class_batches(tmp_path, cache_dir, simsiam_
 
 
 def test_labels_positives_need_the_m_per_class_sampler(tmp_path, cache_dir, simsiam_run):
-    cfg, module, datamodule = _fastap(tmp_path, cache_dir, simsiam_run, ["loss.positives=labels", "debug=fast_dev_run"])
+    cfg, module, datamodule = _fastap(
+        tmp_path, cache_dir, simsiam_run, ["loss.positives=labels", "debug=fast_dev_run"]
+    )
     with pytest.raises(ConfigError, match="data.sampler=m_per_class"):
         build_trainer(cfg).fit(module, datamodule=datamodule)
 
@@ -102,7 +122,9 @@ def test_embeddings_are_unit_length(tmp_path, cache_dir, simsiam_run):
 
 
 def test_wrong_stage_checkpoint_is_refused(tmp_path, cache_dir, simsiam_run):
-    cfg, module, datamodule = _fastap(tmp_path / "fastap", cache_dir, simsiam_run, ["trainer.max_epochs=1", "logger={}"])
+    cfg, module, datamodule = _fastap(
+        tmp_path / "fastap", cache_dir, simsiam_run, ["trainer.max_epochs=1", "logger={}"]
+    )
     build_trainer(cfg).fit(module, datamodule=datamodule)
     fastap_ckpt = tmp_path / "fastap" / "checkpoints" / "last.ckpt"
     with pytest.raises(CheckpointError, match="a fastap checkpoint, not a SimSiam one"):
@@ -132,7 +154,11 @@ def test_unreadable_pretrained(tmp_path, cache_dir, simsiam_run, kind):
 
 @pytest.mark.parametrize(
     ("override", "field"),
-    [("loss.bins=0", "loss.bins"), ("loss.sigma=-0.1", "loss.sigma"), ("loss.positives=pairs", "loss.positives")],
+    [
+        ("loss.bins=0", "loss.bins"),
+        ("loss.sigma=-0.1", "loss.sigma"),
+        ("loss.positives=pairs", "loss.positives"),
+    ],
 )
 def test_bad_loss_settings(tmp_path, cache_dir, override, field):
     extra = ["loss.kernel=gaussian", "loss.sigma=0.05"] if "sigma" in override else []
@@ -142,3 +168,26 @@ def test_bad_loss_settings(tmp_path, cache_dir, override, field):
     from fastap_lab.cli import find_user_error
 
     assert field in str(find_user_error(info.value))
+
+
+def test_fastap_without_a_simsiam_run_says_what_to_run(cli):
+    done = cli("train", "+experiment=smoke_fastap")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "python -m fastap_lab.train +experiment=smoke" in done.stderr
+
+
+@pytest.mark.slow
+def test_two_stages_chain_through_the_cli(cli, tmp_path):
+    first = cli("train", "+experiment=smoke", "trainer.max_epochs=1")
+    assert first.returncode == 0, first.stderr[-2000:]
+    (simsiam_run,) = (tmp_path / "outputs" / "smoke").iterdir()
+    second = cli("train", "+experiment=smoke_fastap", "trainer.max_epochs=1")
+    assert second.returncode == 0, second.stderr[-2000:]
+    (fastap_run,) = (tmp_path / "outputs" / "smoke_fastap").iterdir()
+    from omegaconf import OmegaConf
+
+    effective = OmegaConf.load(fastap_run / "config.yaml")
+    assert effective.model.pretrained == str(simsiam_run / "checkpoints" / "last.ckpt")
+    ckpt = torch.load(fastap_run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["fastap_lab"]["stage"] == "fastap"
+    assert any(k.startswith("head.") for k in ckpt["state_dict"])

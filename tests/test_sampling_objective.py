@@ -26,7 +26,10 @@ def test_epochs_differ_and_ranks_split_the_stream():
     first = list(one)
     one.set_epoch(1)
     assert list(one) != first
-    ranks = [list(MPerClassBatchSampler(labels, m=2, batch_size=8, seed=0, rank=r, world_size=2)) for r in (0, 1)]
+    ranks = [
+        list(MPerClassBatchSampler(labels, m=2, batch_size=8, seed=0, rank=r, world_size=2))
+        for r in (0, 1)
+    ]
     assert len(ranks[0]) == len(ranks[1]) == 4 and ranks[0] != ranks[1]
 
 
@@ -51,7 +54,9 @@ def test_positive_masks_match_brute_force():
     assert torch.equal(views, _brute(n, lambda i, j: index[i] == index[j]))
     by_label = FastAPObjective(positives="labels").positive_mask(index, labels, times, groups)
     assert torch.equal(by_label, _brute(n, lambda i, j: labels[i] == labels[j]))
-    temporal = FastAPObjective(positives="temporal", window=1.0).positive_mask(index, labels, times, groups)
+    temporal = FastAPObjective(positives="temporal", window=1.0).positive_mask(
+        index, labels, times, groups
+    )
     near = lambda i, j: abs(times[i] - times[j]) <= 1.0 and groups[i] == groups[j]  # noqa: E731
     assert torch.equal(temporal, _brute(n, near))
 

@@ -42,10 +42,15 @@ def test_collapse_monitor():
     assert normalized_std(collapsed).item() < 0.01
     one_hot_dims = F.one_hot(torch.arange(256) % 2, 64).float()  # two points only
     # dims 0 and 1 have std 0.5, the other 62 have 0: mean 1/64, times sqrt(64)
-    assert normalized_std(one_hot_dims).item() == pytest.approx((2 * 0.5 / 64) * math.sqrt(64), rel=0.01)
+    assert normalized_std(one_hot_dims).item() == pytest.approx(
+        (2 * 0.5 / 64) * math.sqrt(64), rel=0.01
+    )
 
 
-@pytest.mark.parametrize(("name", "stem", "dim"), [("resnet18", "imagenet", 512), ("resnet18", "small", 512), ("resnet34", "imagenet", 512)])
+@pytest.mark.parametrize(
+    ("name", "stem", "dim"),
+    [("resnet18", "imagenet", 512), ("resnet18", "small", 512), ("resnet34", "imagenet", 512)],
+)
 def test_backbone_shapes(name, stem, dim):
     net = ResNetBackbone(name, in_channels=1, stem=stem).eval()
     assert net(torch.randn(2, 1, 32, 32)).shape == (2, dim) and net.out_dim == dim

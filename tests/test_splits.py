@@ -17,7 +17,9 @@ def _two_videos(n: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_blocks_are_disjoint_contiguous_and_respect_gap():
     times, groups = _two_videos()
-    train, val = split_frames(times, groups, split="blocks", val_fraction=0.2, num_blocks=10, gap=1.0)
+    train, val = split_frames(
+        times, groups, split="blocks", val_fraction=0.2, num_blocks=10, gap=1.0
+    )
     assert set(train.tolist()).isdisjoint(val.tolist())
     assert 0.15 < val.numel() / times.numel() < 0.25
     for g in (0, 1):

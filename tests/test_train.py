@@ -22,7 +22,9 @@ def test_fast_dev_run_in_process(make_cfg):
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule)
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
-    assert any(not torch.equal(a, b) for a, b in zip(before, module.backbone.parameters(), strict=True))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, module.backbone.parameters(), strict=True)
+    )
     embeddings = module.embed(datamodule.frames.images[:5])
     assert embeddings.shape == (5, 512)
     assert torch.allclose(embeddings.norm(dim=1), torch.ones(5), atol=1e-5)
@@ -58,7 +60,9 @@ def test_cli_run_folder_and_resume(cli, tmp_path):
     assert any(k.startswith("backbone.") for k in ckpt["state_dict"])
     assert any(k.startswith("projector.") for k in ckpt["state_dict"])
 
-    resumed = cli("train", *args[:-1], "trainer.max_epochs=3", f"ckpt_path={run}/checkpoints/last.ckpt")
+    resumed = cli(
+        "train", *args[:-1], "trainer.max_epochs=3", f"ckpt_path={run}/checkpoints/last.ckpt"
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     runs = sorted((tmp_path / "outputs" / "smoke").iterdir())
     assert len(runs) == 2 and run in runs  # a new folder; the first run is untouched
@@ -70,7 +74,15 @@ def test_cli_run_folder_and_resume(cli, tmp_path):
 def test_seeded_runs_are_reproducible(make_cfg):
     losses = []
     for _ in range(2):
-        cfg = make_cfg([*TINY, "logger={}", "callbacks={}", "trainer.max_epochs=1", "trainer.deterministic=true"])
+        cfg = make_cfg(
+            [
+                *TINY,
+                "logger={}",
+                "callbacks={}",
+                "trainer.max_epochs=1",
+                "trainer.deterministic=true",
+            ]
+        )
         L.seed_everything(cfg.seed)
         module, datamodule = build_module(cfg), build_datamodule(cfg)
         trainer = build_trainer(cfg)

@@ -14,7 +14,9 @@ def available() -> list[str]:
 def main(argv: list[str]) -> int:
     names = available()
     if not argv or argv[0] not in names:
-        print(f"usage: python -m fastap_lab.bench NAME [ARGS...]; NAME is one of: {', '.join(names)}")
+        print(
+            f"usage: python -m fastap_lab.bench NAME [ARGS...]; NAME is one of: {', '.join(names)}"
+        )
         return 2
     module = importlib.import_module(f"fastap_lab.bench.{argv[0]}")
     return module.main(argv[1:]) or 0

@@ -24,7 +24,13 @@ class MPerClassBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(
-        self, labels: torch.Tensor, m: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1
+        self,
+        labels: torch.Tensor,
+        m: int,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if m < 2:
             raise ConfigError(f"data.m_per_class={m}: must be >= 2 so every anchor has a positive")

@@ -20,16 +20,14 @@ import av
 import numpy as np
 from PIL import Image
 
-from fastap_lab.data.frames import (
-    FrameSet,
-    LabelTable,
+from fastap_lab.data.decode import (
     SourceInfo,
-    build_frameset,
     check_decode_settings,
-    read_label_table,
     source_notes,
     to_channels_and_size,
 )
+from fastap_lab.data.frames import FrameSet, build_frameset
+from fastap_lab.data.label_table import LabelTable, read_label_table
 from fastap_lab.errors import DataError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")

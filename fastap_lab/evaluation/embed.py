@@ -54,7 +54,9 @@ def pick_device(requested: str) -> torch.device:
     if requested != "cpu" and not str(requested).startswith("cuda"):
         raise ConfigError(f"eval.device={requested!r}: choose auto, cpu or cuda")
     if str(requested).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"eval.device={requested}: no CUDA device here; use eval.device=auto or cpu")
+        raise ConfigError(
+            f"eval.device={requested}: no CUDA device here; use eval.device=auto or cpu"
+        )
     return torch.device(requested)
 
 
@@ -156,12 +158,20 @@ def embed_images(embedder: Embedder, images: torch.Tensor, batch_size: int) -> t
 def embed_frames(embedder: Embedder, datamodule, batch_size: int) -> torch.Tensor:
     """Every frame of a set-up FramesDataModule, in FrameSet order: float32 [N, D] on CPU."""
     datamodule.eval_batch_size = batch_size
-    parts, seen = [], 0
+    parts, order = [], []
     with torch.inference_mode():
         for batch in datamodule.all_dataloader():
-            index = batch["index"]
-            assert torch.equal(index, torch.arange(seen, seen + len(index))), "frames out of order"
             images = batch["images"].to(embedder.device, non_blocking=True)
             parts.append(embedder.embed(images).float().cpu())
-            seen += len(index)
-    return torch.cat(parts)
+            order.append(batch["index"])
+    # Placed by each batch's FrameSet index, so the rows follow the FrameSet whatever the loader.
+    embeddings = torch.cat(parts)
+    return embeddings[torch.cat(order).argsort()]
+
+
+def not_trainable(*args, kind: str = "this baseline", **kwargs):
+    """Target of conf/model/{pixels,untrained}.yaml: they are evaluation baselines only."""
+    raise ConfigError(
+        f"model={kind} is an evaluation baseline (python -m fastap_lab.evaluate model={kind});"
+        " to train, use model=simsiam or model=fastap"
+    )

@@ -6,9 +6,8 @@ import lightning as L
 import torch
 
 from fastap_lab import __version__
-from fastap_lab.errors import TrainingDivergedError
-
 from fastap_lab.checkpoints import CHECKPOINT_KEY
+from fastap_lab.errors import TrainingDivergedError
 
 
 class StageModule(L.LightningModule):
@@ -39,7 +38,10 @@ class StageModule(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
 
     def log_learning_rates(self) -> None:
         """Log the LR this epoch trains with; logged here rather than by LearningRateMonitor

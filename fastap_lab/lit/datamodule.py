@@ -12,7 +12,6 @@ from fastap_lab.data.sources import load_source, phantom_root
 from fastap_lab.data.splits import split_frames
 from fastap_lab.errors import ConfigError
 
-
 SAMPLERS = ("random", "m_per_class")
 
 
@@ -45,7 +44,9 @@ class FramesDataModule(L.LightningDataModule):
             root=root, video=video, labels_csv=labels_csv, phantom=phantom, cache_dir=cache_dir,
             channels=channels, image_size=image_size, require_labels=require_labels,
         )  # fmt: skip
-        self.split = dict(split=split, val_fraction=val_fraction, num_blocks=num_blocks, gap=split_gap)
+        self.split = dict(
+            split=split, val_fraction=val_fraction, num_blocks=num_blocks, gap=split_gap
+        )
         if sampler not in SAMPLERS:
             raise ConfigError(f"data.sampler={sampler!r}: choose one of {list(SAMPLERS)}")
         if batch_size < 1 or eval_batch_size < 1:

@@ -44,7 +44,9 @@ class FastAPModule(StageModule):
         self.objective = loss
         if pretrained:
             self.load_pretrained(pretrained)
-        self.frozen = [m for m, f in ((backbone, freeze_backbone), (self.projector, freeze_projector)) if f]
+        self.frozen = [
+            m for m, f in ((backbone, freeze_backbone), (self.projector, freeze_projector)) if f
+        ]
         for part in self.frozen:
             part.requires_grad_(False)
 
@@ -89,15 +91,25 @@ class FastAPModule(StageModule):
         embeddings = self.forward_normalized(images)
         items = {k: batch[k].repeat(views) for k in ("index", "label", "time", "group")}
         embeddings, items, anchors = self.gather_batch(embeddings, items)
-        positives = self.objective.positive_mask(items["index"], items["label"], items["time"], items["group"])
+        positives = self.objective.positive_mask(
+            items["index"], items["label"], items["time"], items["group"]
+        )
         loss = self.objective(embeddings, positives, anchors=anchors)
         self.check_finite(loss)
         with_positive = positives[anchors].any(dim=1).float().mean()
         n = images.shape[0]
         self.log("train/loss_step", loss, on_step=True, prog_bar=True, logger=False)
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log("train/fastap", 1 - loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log("train/anchors_with_positive", with_positive, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log(
+            "train/fastap", 1 - loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True
+        )
+        self.log(
+            "train/anchors_with_positive",
+            with_positive,
+            on_epoch=True,
+            batch_size=n,
+            sync_dist=True,
+        )
         return loss
 
     def gather_batch(self, embeddings: torch.Tensor, items: dict[str, torch.Tensor]):
@@ -116,4 +128,3 @@ class FastAPModule(StageModule):
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_normalized(self.augment.normalize(images)).float()
-

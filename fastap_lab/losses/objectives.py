@@ -37,7 +37,9 @@ class FastAPObjective:
         self.bins, self.kernel, self.sigma = bins, kernel, sigma
         self.positives, self.window = positives, float(window)
         # Validate bins / kernel / sigma now, not at the first training step.
-        fastap_loss(torch.eye(2), torch.eye(2, dtype=torch.bool), bins=bins, kernel=kernel, sigma=sigma)
+        fastap_loss(
+            torch.eye(2), torch.eye(2, dtype=torch.bool), bins=bins, kernel=kernel, sigma=sigma
+        )
 
     @property
     def num_views(self) -> int:
@@ -62,5 +64,10 @@ class FastAPObjective:
     ) -> torch.Tensor:
         """``embeddings`` [N, D], ``positives`` [N, N] -> scalar loss over ``anchors`` (rows)."""
         return fastap_loss(
-            embeddings, positives, bins=self.bins, kernel=self.kernel, sigma=self.sigma, anchors=anchors
+            embeddings,
+            positives,
+            bins=self.bins,
+            kernel=self.kernel,
+            sigma=self.sigma,
+            anchors=anchors,
         )

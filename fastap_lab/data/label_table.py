@@ -1,0 +1,121 @@
+"""labels.csv / queries.csv: parsed and validated rows (key, label, time, video), in file order."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastap_lab.errors import DataError
+
+
+@dataclass
+class LabelTable:
+    """Validated rows of a labels.csv / queries.csv, in file order."""
+
+    where: str  # "labels.csv (/full/path/labels.csv)", for messages
+    key_column: str  # "frame" or "query"
+    keys: list[str]
+    labels: list[int] | None
+    times: list[float] | None = None
+    videos: list[str] | None = None
+    lines: list[int] = field(default_factory=list)  # line number of each row in the file
+
+    @classmethod
+    def from_keys(cls, path: Path, key_column: str, keys: list[str]) -> LabelTable:
+        """A table without labels, as if a CSV listed ``keys`` only."""
+        lines = list(range(2, len(keys) + 2))  # as if below a header line
+        return cls(f"{path.name} ({path})", key_column, list(keys), None, lines=lines)
+
+
+def _read_csv(path: Path, where: str, key_column: str) -> tuple[list[str], list[tuple[int, list]]]:
+    """Lower-cased header and the non-blank (line number, cells) rows."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file)
+            header = next(reader, None)
+            rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(
+            f"{where}: cannot read it as CSV ({error}); save it as UTF-8 comma-separated text"
+        ) from error
+    if header is None or not any(cell.strip() for cell in header):
+        raise DataError(f"{where}: the file is empty; write a header line {key_column},label")
+    return [cell.strip().lower() for cell in header], rows
+
+
+def _parse_label(raw: str, where: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        try:
+            as_float = float(raw)
+        except ValueError:
+            as_float = math.nan
+        value = int(as_float) if math.isfinite(as_float) and as_float.is_integer() else None
+    if value is None or not -(2**63) <= value < 2**63:
+        problem = "is empty" if not raw else f"{raw!r} is not an integer"
+        raise DataError(f"{where}: label {problem}; labels must be integers (-1 is not special)")
+    return value
+
+
+def _parse_time(raw: str, where: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        problem = "is empty" if not raw else f"{raw!r} is not a finite number"
+        raise DataError(f"{where}: time {problem}; fix it or remove the 'time' column")
+    return value
+
+
+def _check_unique(keys: list[str], lines: list[int], where: str, key_column: str) -> None:
+    first_line: dict[str, int] = {}
+    for key, line in zip(keys, lines, strict=True):
+        if key in first_line:
+            repeats = [str(n) for k, n in zip(keys, lines, strict=True) if k == key]
+            raise DataError(
+                f"{where}: {key_column} {key!r} is listed more than once (lines "
+                f"{', '.join(repeats)}); keep one row per {key_column}"
+            )
+        first_line[key] = line
+
+
+def read_label_table(path: Path, *, key_column: str, need_label: bool) -> LabelTable:
+    """Parse and validate a CSV with columns ``key_column``, label [, time] [, video]."""
+    where = f"{path.name} ({path})"
+    header, rows = _read_csv(path, where, key_column)
+    columns: dict[str, int] = {}
+    for i, name in enumerate(header):
+        columns.setdefault(name, i)
+    found = ", ".join(header) + (" - separated by ';', use ','" if ";" in "".join(header) else "")
+    for column, needed in ((key_column, True), ("label", need_label)):
+        if needed and column not in columns:
+            wants_labels = column == "label" and key_column == "frame"
+            fix = " or set data.require_labels=false" if wants_labels else ""
+            raise DataError(f"{where}: column '{column}' is missing (found: {found}); add it{fix}")
+    if not rows:
+        raise DataError(f"{where}: no rows below the header; add one row per {key_column}")
+
+    def column_values(column: str) -> list[str]:
+        i = columns[column]
+        return [row[i].strip() if i < len(row) else "" for _, row in rows]
+
+    keys = [k.removeprefix("./") for k in column_values(key_column)]
+    lines = [line for line, _ in rows]
+    if "" in keys:
+        raise DataError(f"{where} line {lines[keys.index('')]}: {key_column} is empty; fill it")
+    _check_unique(keys, lines, where, key_column)
+    at = [
+        f"{where} line {line}, {key_column} {key!r}" for key, line in zip(keys, lines, strict=True)
+    ]
+    table = LabelTable(where, key_column, keys, None, lines=lines)
+    if "label" in columns:
+        table.labels = [_parse_label(v, a) for v, a in zip(column_values("label"), at, strict=True)]
+    if "time" in columns:
+        table.times = [_parse_time(v, a) for v, a in zip(column_values("time"), at, strict=True)]
+    if "video" in columns:
+        table.videos = column_values("video")
+    return table

@@ -1,0 +1,312 @@
+"""``python -m fastap_lab.evaluate ckpt_path=<run folder or .ckpt> [data=…] [eval.*=…]``.
+
+Embeds every frame with the checkpoint's model (rebuilt from the config stored in it) or a
+baseline (``model=pixels`` / ``model=untrained``), then writes into ``<run>/inference/`` (or
+``inference-2``, … — never over an earlier evaluation; Hydra's run folder when the checkpoint
+is not inside a run folder): embeddings.npy, labels.npy, frames.csv, metrics.json,
+per_query.csv, retrieval_tables.md + tables/*.csv, retrieval_grid.png, diagnostics.json/.png,
+evaluate_config.yaml. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from fastap_lab import io
+from fastap_lab.build import build_datamodule
+from fastap_lab.checkpoints import resolve_checkpoint_path
+from fastap_lab.cli import run_task
+from fastap_lab.data.frames import load_queries, load_query_files
+from fastap_lab.errors import ConfigError
+from fastap_lab.evaluation import diagnostics, report, tables
+from fastap_lab.evaluation.embed import (
+    Embedder,
+    checkpoint_embedder,
+    compose_train_config,
+    embed_frames,
+    embed_images,
+    pick_device,
+    pixels_embedder,
+    untrained_embedder,
+)
+from fastap_lab.evaluation.grid import write_grid
+from fastap_lab.retrieval.metrics import summarize
+from fastap_lab.retrieval.search import evaluate_all_vs_all
+
+log = logging.getLogger(__name__)
+BASELINES = ("pixels", "untrained")
+
+
+def model_kind(cfg: DictConfig) -> str:
+    model = cfg.get("model")
+    if model is None:
+        return "checkpoint"
+    if model.get("kind") not in BASELINES:
+        raise ConfigError(
+            "evaluate takes the model from ckpt_path; model= only selects a baseline:"
+            f" choose one of {list(BASELINES)}, or leave model unset"
+        )
+    return model.kind
+
+
+def data_config(cfg: DictConfig, run_config: dict | None) -> dict:
+    """The data group of this command, else the checkpoint run's, else the training default;
+    the cache folder is always this machine's (``paths.cache_dir``)."""
+    if cfg.get("data") is not None:
+        data = OmegaConf.to_container(cfg.data, resolve=True)
+    elif run_config is not None:
+        data = dict(run_config["data"])
+    else:
+        train_cfg = compose_train_config(
+            [f"paths.cache_dir={cfg.paths.cache_dir}", "paths.output_dir=."]
+        )
+        data = OmegaConf.to_container(train_cfg.data, resolve=True)
+    # drop_last only matters to the training loader, which evaluation never uses.
+    return {**data, "cache_dir": str(cfg.paths.cache_dir), "drop_last": False}
+
+
+def baseline_embedder(cfg: DictConfig, kind: str, data: dict, frames) -> Embedder:
+    device = pick_device(cfg.eval.device)
+    if kind == "pixels":
+        return pixels_embedder(frames.images, cfg.model.get("size"), device)
+    return untrained_embedder(data, str(cfg.paths.cache_dir), int(cfg.eval.seed), device)
+
+
+def evaluation_index(cfg: DictConfig, datamodule) -> tuple[str, torch.Tensor]:
+    """(``val`` | ``all``, int64 frame indices of the evaluation set)."""
+    split = cfg.eval.split or ("all" if datamodule.split["split"] == "none" else "val")
+    if split not in ("val", "all"):
+        raise ConfigError(f"eval.split={split!r}: choose val or all")
+    index = datamodule.val_index if split == "val" else torch.arange(len(datamodule.frames))
+    if index.numel() < 2:
+        raise ConfigError(f"eval.split={split}: only {index.numel()} frame(s); use eval.split=all")
+    return split, index
+
+
+def clip_ks(ks: list[int], gallery_size: int, notes: list[str]) -> list[int]:
+    """Each k clipped to ``gallery_size``, duplicates dropped; a note per clipped k."""
+    for k in ks:
+        if k > gallery_size:
+            notes.append(
+                f"k={k} is larger than the gallery ({gallery_size} frames): clipped to {gallery_size}"
+            )
+    return sorted({min(int(k), gallery_size) for k in ks})
+
+
+def compute_metrics(
+    cfg, frames, embeddings, index, window, notes
+) -> tuple[dict | None, dict | None]:
+    """All-vs-all metrics of the evaluation set: (summary, per-query tensors), or (None, None).
+
+    ``embeddings``: [N, D] of every frame, on the device the search runs on.
+    """
+    if frames.labels is None:
+        notes.append(
+            "metrics skipped: the data has no labels (embeddings, tables, grid and diagnostics are written)"
+        )
+        return None, None
+    ks = clip_ks(list(cfg.eval.ks), index.numel() - 1, notes)
+    device = embeddings.device
+    per_query = evaluate_all_vs_all(
+        embeddings[index.to(device)], frames.labels[index].to(device), frames.times[index].to(device),
+        frames.groups[index].to(device), exclusion_window=window, ks=ks,
+    )  # fmt: skip
+    per_query = {name: values.cpu() for name, values in per_query.items()}
+    return {**summarize(per_query), "ks": ks}, per_query
+
+
+def collect_queries(cfg: DictConfig, frames, channels: int, image_size: int) -> list[tables.Query]:
+    """Internal frames ``eval.queries.internal`` then the external query images."""
+    spec = cfg.eval.queries
+    queries = []
+    for i in spec.internal:
+        if not 0 <= int(i) < len(frames):
+            raise ConfigError(
+                f"eval.queries.internal: frame {i} does not exist (0..{len(frames) - 1})"
+            )
+        label = None if frames.labels is None else int(frames.labels[i])
+        queries.append(tables.Query(frames.names[i], "internal", frames.images[i], label, int(i)))
+    images = (
+        load_queries(frames.root, channels=channels, image_size=image_size)
+        if spec.from_data
+        else []
+    )
+    if spec.external:
+        labels = None if spec.external_labels is None else list(spec.external_labels)
+        images += load_query_files(
+            list(spec.external), channels=channels, image_size=image_size, labels=labels
+        )
+    queries += [
+        tables.Query(q.name, "external", q.image, q.label, None, list(q.notes)) for q in images
+    ]
+    return queries
+
+
+def write_tables(
+    out: Path, cfg, frames, embeddings, embedder, queries
+) -> list[tables.RetrievalTable]:
+    if not queries:
+        return []
+    query_embeddings = embed_images(
+        embedder, torch.stack([q.image for q in queries]), cfg.eval.batch_size
+    )
+    built = tables.build_tables(
+        queries, query_embeddings.to(embedder.device), embeddings.to(embedder.device),
+        frames.labels, int(cfg.eval.table_k), bool(cfg.eval.queries.include_self),
+    )  # fmt: skip
+    for position, table in enumerate(built):
+        io.write_text(
+            out / "tables" / tables.table_file_name(position, table),
+            tables.table_csv(table, frames),
+        )
+    io.write_text(
+        out / "retrieval_tables.md",
+        tables.tables_markdown(built, frames, f"Retrieval tables ({out})"),
+    )
+    write_grid(out / "retrieval_grid.png", built, frames)
+    return built
+
+
+def write_diagnostics(out: Path, cfg, frames, embeddings, index, split: str) -> dict:
+    embeddings = embeddings[index]
+    labels = None if frames.labels is None else frames.labels[index]
+    summary, similarities = diagnostics.diagnose(
+        embeddings, labels, int(cfg.eval.max_pairs), int(cfg.eval.seed)
+    )
+    summary = {"split": split, **summary}
+    io.write_json(out / "diagnostics.json", report.json_safe(summary))
+    diagnostics.plot_diagnostics(
+        out / "diagnostics.png", summary, similarities, diagnostics.dimension_std(embeddings)
+    )
+    return summary
+
+
+def output_dir(cfg: DictConfig, checkpoint: Path | None) -> Path:
+    """``<run>/inference[-N]`` for a checkpoint inside a run folder, else Hydra's run folder."""
+    if checkpoint is not None and checkpoint.parent.name == "checkpoints":
+        return report.claim_output_dir(checkpoint.parent.parent / "inference")
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Run the evaluation described by ``cfg`` (conf/evaluate.yaml); returns metrics.json."""
+    kind = model_kind(cfg)
+    if kind == "checkpoint" and not cfg.get("ckpt_path"):
+        raise ConfigError(
+            "ckpt_path is not set: give ckpt_path=<run folder> or ckpt_path=<file.ckpt>,"
+            " or model=pixels / model=untrained for a baseline without a checkpoint"
+        )
+    checkpoint = (
+        resolve_checkpoint_path(cfg.ckpt_path, "ckpt_path") if cfg.get("ckpt_path") else None
+    )
+    embedder = (
+        checkpoint_embedder(checkpoint, pick_device(cfg.eval.device))
+        if kind == "checkpoint"
+        else None
+    )
+    run_config = embedder.run_config if embedder else _stored_config(checkpoint)
+    data = data_config(cfg, run_config)
+    datamodule = build_datamodule(OmegaConf.create({"data": data}))
+    datamodule.prepare_data()
+    datamodule.setup()
+    frames = datamodule.frames
+    embedder = embedder or baseline_embedder(cfg, kind, data, frames)
+    out = output_dir(cfg, checkpoint if kind == "checkpoint" else None)
+    log.info(
+        "evaluating %s on %d frames (%s) -> %s", _describe(embedder), len(frames), frames.root, out
+    )
+    return _evaluate_into(out, cfg, datamodule, embedder)
+
+
+def _evaluate_into(out: Path, cfg: DictConfig, datamodule, embedder: Embedder) -> dict:
+    frames, notes = datamodule.frames, list(datamodule.frames.notes)
+    embeddings = embed_frames(embedder, datamodule, int(cfg.eval.batch_size))
+    io.write_text(out / "evaluate_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    io.write_npy(out / "embeddings.npy", embeddings.numpy().astype("float32"))
+    labels = frames.labels if frames.labels is not None else torch.full((len(frames),), -1)
+    io.write_npy(out / "labels.npy", labels.numpy().astype("int64"))
+    splits = report.split_names(len(frames), datamodule.train_index, datamodule.val_index)
+    io.write_text(out / "frames.csv", report.frames_csv(frames, splits))
+    split, index = evaluation_index(cfg, datamodule)
+    window, window_source = _exclusion_window(cfg, datamodule)
+    summary, per_query = compute_metrics(
+        cfg, frames, embeddings.to(embedder.device), index, window, notes
+    )
+    if per_query is not None:
+        io.write_text(out / "per_query.csv", report.per_query_csv(frames, index, per_query))
+    queries = collect_queries(
+        cfg, frames, datamodule.source["channels"], datamodule.source["image_size"]
+    )
+    notes += [f"query {q.name}: {note}" for q in queries for note in q.notes]
+    built = write_tables(out, cfg, frames, embeddings, embedder, queries)
+    diagnosis = write_diagnostics(out, cfg, frames, embeddings, index, split)
+    record = {
+        "model": embedder.kind, "checkpoint": None if embedder.checkpoint is None else str(embedder.checkpoint),
+        "stage": embedder.stage, "baseline": embedder.details or None, "data_root": str(frames.root),
+        "split": split, "num_frames": len(frames), "num_frames_evaluated": int(index.numel()),
+        "labels": frames.labels is not None, "exclusion_window": window,
+        "exclusion_window_source": window_source, "ks_requested": list(cfg.eval.ks),
+        "metrics": summary, "metrics_skipped": None if summary else "the data has no labels",
+        "positives_in_tables": {t.query.name: t.positives for t in built},
+        "diagnostics": {k: diagnosis[k] for k in ("fraction_pairs_above_0.99", "effective_rank")},
+        "embedding_dim": int(embeddings.shape[1]), "device": str(embedder.device),
+        "torch_version": torch.__version__, "utc_time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "notes": notes,
+    }  # fmt: skip
+    io.write_json(out / "metrics.json", report.json_safe(record))
+    _log_summary(record, out)
+    return record
+
+
+def _stored_config(checkpoint: Path | None) -> dict | None:
+    """A baseline given a ckpt_path evaluates on that run's data; only the config is read."""
+    if checkpoint is None:
+        return None
+    from fastap_lab.checkpoints import CHECKPOINT_KEY, load_checkpoint
+
+    return (load_checkpoint(checkpoint).get(CHECKPOINT_KEY) or {}).get("config")
+
+
+def _exclusion_window(cfg: DictConfig, datamodule) -> tuple[float, str]:
+    if cfg.eval.exclusion_window is not None:
+        return float(cfg.eval.exclusion_window), "eval.exclusion_window"
+    return float(datamodule.split["gap"]), "data.split_gap"
+
+
+def _describe(embedder: Embedder) -> str:
+    if embedder.kind == "checkpoint":
+        return f"{embedder.stage} checkpoint {embedder.checkpoint}"
+    return f"the {embedder.kind} baseline"
+
+
+def _log_summary(record: dict, out: Path) -> None:
+    for note in record["notes"]:
+        log.warning("note: %s", note)
+    metrics = record["metrics"]
+    if metrics is None:
+        log.warning("metrics skipped: the data has no labels; see %s", out)
+        return
+    ranked = ", ".join(f"P@{k} {metrics[f'precision@{k}']:.3f}" for k in metrics["ks"])
+    log.info(
+        "%s split, %d queries (%d without relevant frames), exclusion window %g (%s): mAP %.4f, %s",
+        record["split"], metrics["num_queries"], metrics["num_queries_without_relevant"],
+        record["exclusion_window"], record["exclusion_window_source"], metrics["mAP"], ranked,
+    )  # fmt: skip
+    log.info("outputs: %s", out)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> dict:
+    return run_task(evaluate, cfg)
+
+
+if __name__ == "__main__":
+    main()
