@@ -107,10 +107,7 @@ def compute_metrics(
     ``embeddings``: [N, D] of every frame, on the device the search runs on.
     """
     if frames.labels is None:
-        notes.append(
-            "metrics skipped: the data has no labels (embeddings, tables, grid and diagnostics are written)"
-        )
-        return None, None
+        return None, None  # said on the console and in metrics.json ("metrics_skipped")
     ks = clip_ks(list(cfg.eval.ks), index.numel() - 1, notes)
     device = embeddings.device
     per_query = evaluate_all_vs_all(
@@ -218,16 +215,20 @@ def evaluate(cfg: DictConfig) -> dict:
     datamodule.prepare_data()
     datamodule.setup()
     frames = datamodule.frames
+    # Bad queries / split fail here, before any embedding work or output folder.
+    queries = collect_queries(cfg, frames, data["channels"], data["image_size"])
+    evaluation_index(cfg, datamodule)
     embedder = embedder or baseline_embedder(cfg, kind, data, frames)
     out = output_dir(cfg, checkpoint if kind == "checkpoint" else None)
     log.info(
         "evaluating %s on %d frames (%s) -> %s", _describe(embedder), len(frames), frames.root, out
     )
-    return _evaluate_into(out, cfg, datamodule, embedder)
+    return _evaluate_into(out, cfg, datamodule, embedder, queries)
 
 
-def _evaluate_into(out: Path, cfg: DictConfig, datamodule, embedder: Embedder) -> dict:
+def _evaluate_into(out: Path, cfg: DictConfig, datamodule, embedder: Embedder, queries) -> dict:
     frames, notes = datamodule.frames, list(datamodule.frames.notes)
+    notes += [f"query {q.name}: {note}" for q in queries for note in q.notes]
     embeddings = embed_frames(embedder, datamodule, int(cfg.eval.batch_size))
     io.write_text(out / "evaluate_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     io.write_npy(out / "embeddings.npy", embeddings.numpy().astype("float32"))
@@ -235,17 +236,13 @@ def _evaluate_into(out: Path, cfg: DictConfig, datamodule, embedder: Embedder) -
     io.write_npy(out / "labels.npy", labels.numpy().astype("int64"))
     splits = report.split_names(len(frames), datamodule.train_index, datamodule.val_index)
     io.write_text(out / "frames.csv", report.frames_csv(frames, splits))
-    split, index = evaluation_index(cfg, datamodule)
+    split, index = evaluation_index(cfg, datamodule)  # checked before, recomputed: cheap
     window, window_source = _exclusion_window(cfg, datamodule)
     summary, per_query = compute_metrics(
         cfg, frames, embeddings.to(embedder.device), index, window, notes
     )
     if per_query is not None:
         io.write_text(out / "per_query.csv", report.per_query_csv(frames, index, per_query))
-    queries = collect_queries(
-        cfg, frames, datamodule.source["channels"], datamodule.source["image_size"]
-    )
-    notes += [f"query {q.name}: {note}" for q in queries for note in q.notes]
     built = write_tables(out, cfg, frames, embeddings, embedder, queries)
     diagnosis = write_diagnostics(out, cfg, frames, embeddings, index, split)
     record = {
@@ -292,7 +289,11 @@ def _log_summary(record: dict, out: Path) -> None:
         log.warning("note: %s", note)
     metrics = record["metrics"]
     if metrics is None:
-        log.warning("metrics skipped: the data has no labels; see %s", out)
+        log.warning(
+            "metrics skipped: the data has no labels; embeddings, tables, grid and diagnostics"
+            " are in %s",
+            out,
+        )
         return
     ranked = ", ".join(f"P@{k} {metrics[f'precision@{k}']:.3f}" for k in metrics["ks"])
     log.info(

@@ -42,7 +42,9 @@ def test_pair_statistics_match_numpy():
     np.testing.assert_allclose(dg.pair_cosines(x, first, second).numpy(), cosines, rtol=1e-12)
     distances = np.array([np.sum((xn[i] - xn[j]) ** 2) for i, j in pairs])
     assert dg.alignment(x, first, second) == pytest.approx(distances.mean(), rel=1e-12)
-    assert dg.uniformity(x, first, second) == pytest.approx(np.log(np.mean(np.exp(-2 * distances))), rel=1e-12)
+    assert dg.uniformity(x, first, second) == pytest.approx(
+        np.log(np.mean(np.exp(-2 * distances))), rel=1e-12
+    )
     assert dg.fraction_above(torch.tensor([0.5, 0.995, 0.999, 0.99])) == pytest.approx(0.5)
 
 
@@ -72,11 +74,15 @@ def test_diagnose_splits_pairs_by_label_like_a_loop():
     assert summary["num_positive_pairs"] == len(positive) and not summary["pairs_sampled"]
     align = np.mean([np.sum((xn[i] - xn[j]) ** 2) for i, j in all_pairs(24) if ln[i] == ln[j]])
     assert summary["alignment"] == pytest.approx(align, rel=1e-12)
-    assert summary["dimension_std"]["mean_times_sqrt_dim"] == pytest.approx(xn.std(0).mean() * math.sqrt(8))
+    assert summary["dimension_std"]["mean_times_sqrt_dim"] == pytest.approx(
+        xn.std(0).mean() * math.sqrt(8)
+    )
 
 
 def test_collapsed_embeddings_are_flagged_and_plotted(tmp_path):
-    base = torch.ones(40, 16) + 1e-3 * torch.randn(40, 16, generator=torch.Generator().manual_seed(0))
+    base = torch.ones(40, 16) + 1e-3 * torch.randn(
+        40, 16, generator=torch.Generator().manual_seed(0)
+    )
     x = base / base.norm(dim=1, keepdim=True)
     summary, sims = dg.diagnose(x, None)
     assert summary["fraction_pairs_above_0.99"] == 1.0 and "alignment" not in summary

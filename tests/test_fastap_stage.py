@@ -22,9 +22,10 @@ FASTAP = [
 
 
 def _compose(tmp: Path, cache_dir: Path, overrides: list[str]):
-    tiny = [
-        o for o in TINY if "model=fastap" not in overrides or not o.startswith("model.predictor")
-    ]
+    # TINY targets the SimSiam model and the phantom; drop what the chosen groups lack.
+    dropped = ("model.predictor",) if "model=fastap" in overrides else ()
+    dropped += ("data.phantom",) if "data=frames" in overrides else ()
+    tiny = [o for o in TINY if not o.startswith(dropped)]
     base = [f"paths.output_dir={tmp}", f"paths.cache_dir={cache_dir}", *tiny]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=base + overrides)
@@ -191,3 +192,14 @@ def test_two_stages_chain_through_the_cli(cli, tmp_path):
     ckpt = torch.load(fastap_run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["fastap_lab"]["stage"] == "fastap"
     assert any(k.startswith("head.") for k in ckpt["state_dict"])
+
+
+def test_labels_positives_on_unlabelled_data(tmp_path, cache_dir, simsiam_run):
+    from tests.test_datamodule import _folder
+
+    root = _folder(tmp_path / "frames_data", labels=False)
+    data = ["data=frames", f"data.root={root}", "data.require_labels=false", "data.num_blocks=5"]
+    extra = [*data, "loss.positives=labels", "data.sampler=m_per_class", "debug=fast_dev_run"]
+    cfg, module, datamodule = _fastap(tmp_path, cache_dir, simsiam_run, extra)
+    with pytest.raises(ConfigError, match="loss.positives=labels but the data has no labels"):
+        build_trainer(cfg).fit(module, datamodule=datamodule)

@@ -15,6 +15,8 @@ Conventions shared by every metric here:
 * A query without any valid relevant item gets NaN in every metric; :func:`summarize`
   leaves such queries out of the means and reports how many there were.
 * Results are float64 so that means over many queries stay exact to ~1e-15.
+* NaN scores raise ValueError; -inf is allowed except on valid relevant items when a
+  ``valid`` mask is given (excluded items are ranked internally as -inf).
 
 torchmetrics is deliberately not used: from 1.8 its retrieval metrics treat scores <= 0 as
 irrelevant, which is wrong for cosine similarities.

@@ -92,7 +92,8 @@ def evaluate_embeddings(
         query_labels: [Q] long; gallery_labels: [G] long.
         ks, query_index, *_times, *_groups, exclusion_window: see :class:`GalleryExclusion`
             and :func:`~fastap_lab.retrieval.metrics.ranking_metrics`.
-        chunk_size: queries scored at once; peak memory ~ 50 bytes * chunk_size * G.
+        chunk_size: queries scored at once; peak memory ~ 6 bytes * chunk_size * G (scores and
+            masks) + ~25 bytes per entry of a ranking block (<= 2**24 entries, ~0.4 GB).
 
     Returns:
         ``ranking_metrics`` output: float64 [Q] tensors per metric, NaN for queries without
@@ -160,7 +161,8 @@ def topk_search(
 ) -> tuple[Tensor, Tensor]:
     """Exact cosine top-k with the exclusions of :func:`evaluate_embeddings`.
 
-    Ties rank the lower gallery index first. The effective k' = min(k, fewest valid gallery
+    Ties rank the lower gallery index first (the chunked scores must tie exactly; matmul
+    rounding can differ by an ulp between chunkings for mathematically equal cosines). The effective k' = min(k, fewest valid gallery
     items of any query), so every returned entry is a real, non-excluded item; callers compare
     ``indices.shape[1]`` with ``k`` to report clipping.
 

@@ -1,0 +1,75 @@
+"""FramesDataModule on a tiny frames folder built in tmp_path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fastap_lab.errors import ConfigError
+from fastap_lab.lit.datamodule import FramesDataModule
+
+
+def _folder(root, n=60, labels=True):
+    (root / "frames").mkdir(parents=True)
+    rows = ["frame,label,time,video" if labels else "frame,time,video"]
+    for i in range(n):
+        video, t = ("a", i) if i < n // 2 else ("b", i - n // 2)
+        Image.fromarray(np.full((12, 10, 3), 4 * i, np.uint8)).save(root / "frames" / f"{i:03d}.png")
+        rows.append(f"{i:03d}.png,{i % 3},{t * 0.5},{video}" if labels else f"{i:03d}.png,{t * 0.5},{video}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def _module(root, **kwargs):
+    defaults = dict(root=root, image_size=16, num_blocks=5, split_gap=1.0, batch_size=8)
+    return FramesDataModule(**{**defaults, **kwargs})
+
+
+def test_split_is_leak_free_and_batches_are_uint8(tmp_path):
+    dm = _module(_folder(tmp_path))
+    dm.setup()
+    assert dm.frames.images.shape == (60, 1, 16, 16) and dm.frames.images.dtype == torch.uint8
+    assert set(dm.train_index.tolist()).isdisjoint(dm.val_index.tolist())
+    times, groups = dm.frames.times, dm.frames.groups
+    for i in dm.train_index:
+        same_video_val = dm.val_index[groups[dm.val_index] == groups[i]]
+        assert (times[same_video_val] - times[i]).abs().min() > 1.0
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["images"].shape == (8, 1, 16, 16) and batch["images"].dtype == torch.uint8
+    assert torch.equal(batch["label"], dm.frames.labels[batch["index"]])
+    assert set(batch["index"].tolist()) <= set(dm.train_index.tolist())
+    val_indices = torch.cat([b["index"] for b in dm.val_dataloader()])
+    assert torch.equal(val_indices, dm.val_index)
+
+
+def test_split_none_and_video(tmp_path):
+    root = _folder(tmp_path)
+    dm = _module(root, split="none")
+    dm.setup()
+    assert dm.train_index.numel() == dm.val_index.numel() == 60
+    dm = _module(root, split="video", val_fraction=0.5)
+    dm.setup()
+    assert dm.frames.groups[dm.val_index].unique().numel() == 1
+
+
+def test_unlabelled_data_and_m_per_class(tmp_path):
+    dm = _module(_folder(tmp_path, labels=False), require_labels=False, sampler="m_per_class")
+    dm.setup()
+    assert dm.frames.labels is None
+    with pytest.raises(ConfigError, match="data.sampler=m_per_class needs labels"):
+        dm.train_dataloader()
+
+
+def test_m_per_class_batches(tmp_path):
+    dm = _module(_folder(tmp_path), sampler="m_per_class", m_per_class=4)
+    dm.setup()
+    for batch in dm.train_dataloader():
+        counts = torch.bincount(batch["label"])
+        assert sorted(counts[counts > 0].tolist()) == [4, 4]
+
+
+def test_unknown_sampler():
+    with pytest.raises(ConfigError, match="data.sampler"):
+        FramesDataModule(sampler="balanced")
