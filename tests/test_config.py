@@ -23,6 +23,11 @@ def test_experiments_exist():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_instantiates(make_cfg, experiment):
     cfg = make_cfg([f"+experiment={experiment}"])
+    if "pretrained" in cfg.model:
+        # FastAP experiments start from the newest SimSiam run (tested in test_fastap_stage);
+        # here the model is built from scratch.
+        assert OmegaConf.to_container(cfg.model)["pretrained"].startswith("${latest_checkpoint:")
+        cfg = make_cfg([f"+experiment={experiment}", "model.pretrained=null"])
     OmegaConf.resolve(cfg)
     assert OmegaConf.is_struct(cfg)
     module = build_module(cfg)
@@ -58,6 +63,16 @@ def test_simsiam100_is_the_reference_config(make_cfg):
     )
     assert cfg.scheduler._target_.endswith("CosineAnnealingLR")
     assert cfg.scheduler.T_max == 100
+
+
+def test_fastap10_is_the_reference_config(make_cfg):
+    cfg = make_cfg(["+experiment=fastap10", "model.pretrained=null"])
+    assert (cfg.trainer.max_epochs, cfg.data.batch_size) == (10, 64)
+    assert cfg.optimizer._target_ == "torch.optim.AdamW"
+    assert (cfg.loss.bins, cfg.loss.kernel, cfg.loss.sigma) == (100, "gaussian", 0.05)
+    assert cfg.loss.positives == "views"  # use_labels = False
+    assert (cfg.model.freeze_backbone, cfg.model.freeze_projector) == (True, False)
+    assert (cfg.model.projector_dim, cfg.model.embedding_dim) == (2048, 256)
 
 
 def test_linear_lr_rule_is_explicit_and_resolved(make_cfg):

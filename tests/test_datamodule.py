@@ -16,8 +16,12 @@ def _folder(root, n=60, labels=True):
     rows = ["frame,label,time,video" if labels else "frame,time,video"]
     for i in range(n):
         video, t = ("a", i) if i < n // 2 else ("b", i - n // 2)
-        Image.fromarray(np.full((12, 10, 3), 4 * i, np.uint8)).save(root / "frames" / f"{i:03d}.png")
-        rows.append(f"{i:03d}.png,{i % 3},{t * 0.5},{video}" if labels else f"{i:03d}.png,{t * 0.5},{video}")
+        Image.fromarray(np.full((12, 10, 3), 4 * i, np.uint8)).save(
+            root / "frames" / f"{i:03d}.png"
+        )
+        rows.append(
+            f"{i:03d}.png,{i % 3},{t * 0.5},{video}" if labels else f"{i:03d}.png,{t * 0.5},{video}"
+        )
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     return root
 
