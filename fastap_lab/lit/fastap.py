@@ -94,7 +94,9 @@ class FastAPModule(StageModule):
         positives = self.objective.positive_mask(
             items["index"], items["label"], items["time"], items["group"]
         )
-        loss = self.objective(embeddings, positives, anchors=anchors)
+        # Soft binning at bins=100 needs distances finer than bf16 / fp16 resolve.
+        with torch.autocast(self.device.type, enabled=False):
+            loss = self.objective(embeddings.float(), positives, anchors=anchors)
         self.check_finite(loss)
         with_positive = positives[anchors].any(dim=1).float().mean()
         n = images.shape[0]
