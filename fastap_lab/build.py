@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import fastap_lab.config  # noqa: F401  (registers the resolvers the configs use)
+from fastap_lab.checkpoints import load_checkpoint, resolve_checkpoint_path
 from fastap_lab.errors import FastapLabError
+
+log = logging.getLogger(__name__)
 
 
 def instantiate(config, *args, **kwargs):
@@ -31,7 +36,19 @@ def instantiate(config, *args, **kwargs):
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary name, then renames it: a crash mid-write never
-    leaves a truncated ``last.ckpt``."""
+    leaves a truncated ``last.ckpt``. Reads (``trainer.fit(ckpt_path=…)``) go through the
+    weights-only loader of :mod:`fastap_lab.checkpoints`, so resuming never runs code from a
+    checkpoint; ``allow_unsafe=True`` falls back to full unpickling for trusted files only."""
+
+    def __init__(self, allow_unsafe: bool = False) -> None:
+        super().__init__()
+        self.allow_unsafe = allow_unsafe
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        if not self.allow_unsafe:
+            return load_checkpoint(path, field="ckpt_path")
+        unsafe_path = resolve_checkpoint_path(path, "ckpt_path")
+        return super().load_checkpoint(unsafe_path, map_location, weights_only=False)
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         path = Path(path)
@@ -58,12 +75,24 @@ def build_module(cfg: DictConfig):
     )
 
 
+def trainer_config(cfg: DictConfig) -> DictConfig:
+    """``cfg.trainer``, with ``sync_batchnorm`` switched off (and a warning) on a CPU run:
+    torch's SyncBatchNorm needs CUDA, so ``trainer=ddp`` with gloo on CPU would fail."""
+    trainer = cfg.trainer
+    accelerator = trainer.get("accelerator", "auto")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if trainer.get("sync_batchnorm") and on_cpu:
+        log.warning("trainer.sync_batchnorm=true needs CUDA; off for this CPU run")
+        trainer = OmegaConf.merge(trainer, {"sync_batchnorm": False})
+    return trainer
+
+
 def build_trainer(cfg: DictConfig, callbacks: list | None = None) -> L.Trainer:
     configured = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     return instantiate(
-        cfg.trainer,
+        trainer_config(cfg),
         callbacks=configured + list(callbacks or []),
         logger=loggers or False,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(allow_unsafe=bool(cfg.get("allow_unsafe_checkpoint")))],
     )

@@ -1,17 +1,28 @@
-"""Entry-point glue: user-fixable errors become one line on stderr and exit code 2."""
+"""Entry-point glue: user-fixable errors become one line on stderr and exit code 2.
+
+In a Hydra multirun (``-m``) a failing job does not end the sweep: its error line goes to the
+log and to ``<job dir>/error.txt`` (with the traceback for programming errors), and the job
+returns None (Optuna marks the trial failed), so the other jobs still run and the sweep summary records the failure.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omegaconf.errors import OmegaConfBaseException
 
+from fastap_lab import io
 from fastap_lab.errors import FastapLabError
 
 EXIT_USER_ERROR = 2
+ERROR_FILE = "error.txt"
+log = logging.getLogger(__name__)
 
 
 def find_user_error(exc: BaseException) -> BaseException | None:
@@ -35,13 +46,42 @@ def run_task(task: Callable[..., Any], *args: Any) -> Any:
     """Run ``task(*args)``; print a user error on one line (no traceback) and exit 2.
 
     ``HYDRA_FULL_ERROR=1`` re-raises instead, showing the traceback. Programming errors are
-    never swallowed: they propagate with their traceback.
+    never swallowed: they propagate with their traceback. In a multirun job every error is
+    recorded instead (:func:`record_job_failure`) and the job returns None.
     """
     try:
         return task(*args)
     except Exception as exc:
+        job_dir = multirun_job_dir()
+        if job_dir is not None:
+            return record_job_failure(exc, job_dir)
         user_error = find_user_error(exc)
         if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {one_line(user_error)}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
+
+
+def multirun_job_dir() -> Path | None:
+    """The running job's output folder when Hydra runs a multirun, else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def record_job_failure(exc: BaseException, job_dir: Path) -> None:
+    """Log the one-line error, write ``<job dir>/error.txt``, return None (the sweep goes on).
+
+    First line of error.txt: the user error's message, or the last line of the traceback
+    (``Type: message``) for a programming error, whose full traceback follows.
+    """
+    user_error = find_user_error(exc)
+    line = one_line(user_error or exc)
+    details = "" if user_error else "\n" + "".join(traceback.format_exception(exc))
+    io.write_text(job_dir / ERROR_FILE, f"{line}\n{details}")
+    print(f"error: {line}", file=sys.stderr)
+    log.error("job failed (%s): %s", job_dir / ERROR_FILE, line)
+    return None

@@ -184,6 +184,17 @@ def write_diagnostics(out: Path, cfg, frames, embeddings, index, split: str) -> 
     return summary
 
 
+def check_eval_values(cfg: DictConfig) -> None:
+    """Out-of-range eval values, refused before the output folder is claimed."""
+    ks = list(cfg.eval.ks)
+    if not ks or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in ks):
+        raise ConfigError(f"eval.ks={ks}: give one or more positive integers, e.g. [1,5,10]")
+    for field in ("table_k", "batch_size"):
+        value = cfg.eval[field]
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"eval.{field}={value!r}: must be a positive integer")
+
+
 def output_dir(cfg: DictConfig, checkpoint: Path | None) -> Path:
     """``<run>/inference[-N]`` for a checkpoint inside a run folder, else Hydra's run folder."""
     if checkpoint is not None and checkpoint.parent.name == "checkpoints":
@@ -218,6 +229,7 @@ def evaluate(cfg: DictConfig) -> dict:
     # Bad queries / split fail here, before any embedding work or output folder.
     queries = collect_queries(cfg, frames, data["channels"], data["image_size"])
     evaluation_index(cfg, datamodule)
+    check_eval_values(cfg)
     embedder = embedder or baseline_embedder(cfg, kind, data, frames)
     out = output_dir(cfg, checkpoint if kind == "checkpoint" else None)
     log.info(

@@ -23,7 +23,13 @@ OUTPUTS = [
     "embeddings.npy", "labels.npy", "frames.csv", "metrics.json", "per_query.csv",
     "retrieval_tables.md", "retrieval_grid.png", "diagnostics.json", "diagnostics.png",
 ]  # fmt: skip
-TRAIN = [*TINY, "trainer.max_epochs=1", "+trainer.limit_train_batches=1", "logger={}"]
+TRAIN = [
+    *TINY,
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=1",
+    "logger={}",
+    "eval_after_train=false",
+]
 
 
 def train_config(run, cache_dir):

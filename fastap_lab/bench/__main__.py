@@ -8,7 +8,9 @@ import fastap_lab.bench as bench_pkg
 
 
 def available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(bench_pkg.__path__) if m.name != "__main__")
+    return sorted(
+        m.name for m in pkgutil.iter_modules(bench_pkg.__path__) if not m.name.startswith("_")
+    )
 
 
 def main(argv: list[str]) -> int:

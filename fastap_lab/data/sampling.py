@@ -70,3 +70,22 @@ class MPerClassBatchSampler(Sampler[list[int]]):
         if members.numel() >= self.m:
             return members[torch.randperm(members.numel(), generator=generator)[: self.m]]
         return members[torch.randint(members.numel(), (self.m,), generator=generator)]
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A random permutation of ``range(n)`` per epoch, drawn from ``seed + epoch`` (Lightning
+    calls :meth:`set_epoch` before each epoch) rather than from the global RNG, so the order
+    of an epoch is the same whether or not the run was resumed from a checkpoint."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        yield from torch.randperm(self.n, generator=generator).tolist()

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fastap_lab.data.dataset import FrameBatchDataset, collate_batch
-from fastap_lab.data.sampling import MPerClassBatchSampler
+from fastap_lab.data.sampling import EpochShuffleSampler, MPerClassBatchSampler
 from fastap_lab.data.sources import load_source, phantom_root
 from fastap_lab.data.splits import split_frames
 from fastap_lab.errors import ConfigError
@@ -76,10 +76,14 @@ class FramesDataModule(L.LightningDataModule):
             )
 
     def _loader(self, index: torch.Tensor, *, train: bool) -> DataLoader:
+        # Training order comes from (seed, epoch) alone, and the loader gets its own generator
+        # so creating it never consumes the global RNG: a resumed run sees the same batches.
+        seed = torch.initial_seed() % 2**31
         return DataLoader(
             FrameBatchDataset(self.frames, index),
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            sampler=EpochShuffleSampler(index.numel(), seed) if train else None,
+            generator=torch.Generator().manual_seed(seed),
             drop_last=self.drop_last and train,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -103,6 +107,7 @@ class FramesDataModule(L.LightningDataModule):
         return DataLoader(
             FrameBatchDataset(self.frames, self.train_index),
             batch_sampler=batches,
+            generator=torch.Generator().manual_seed(torch.initial_seed() % 2**31),
             num_workers=self.num_workers,
             collate_fn=collate_batch,
         )

@@ -36,8 +36,9 @@ class FastAPModule(StageModule):
         pretrained: str | None = None,
         freeze_backbone: bool = True,
         freeze_projector: bool = False,
+        **hardware,  # compile, channels_last: see StageModule
     ) -> None:
-        super().__init__(augment, optimizer, scheduler)
+        super().__init__(augment, optimizer, scheduler, **hardware)
         self.backbone = backbone
         self.projector = Projector(backbone.out_dim, projector_dim, projector_layers)
         self.head = EmbeddingHead(projector_dim, embedding_dim)

@@ -72,6 +72,8 @@ class RetrievalEvaluation(L.Callback):
         # of the last frame; the padding sorts last after the gather and is cut off.
         positions = torch.arange(rank, per_rank * world, world)
         shard = index[positions.clamp_max(index.numel() - 1)]
+        if world > 1:
+            share_buffers_of_rank_zero(trainer, pl_module)
         was_training = pl_module.training
         pl_module.eval()
         try:
@@ -110,3 +112,14 @@ class RetrievalEvaluation(L.Callback):
         if key not in self._said:
             self._said.add(key)
             log.info(message)
+
+
+def share_buffers_of_rank_zero(trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    Without SyncBatchNorm each rank updates its own running statistics in the last training
+    step, so ranks would embed their shards with different models; rank 0's are the ones its
+    checkpoint saves, so after this the metrics equal a single-process evaluation of it.
+    """
+    for buffer in pl_module.buffers():
+        buffer.copy_(trainer.strategy.broadcast(buffer, src=0))

@@ -41,8 +41,9 @@ class SimSiamModule(StageModule):
         predictor_dim: int = 512,
         fix_predictor_lr: bool = False,
         embed_layer: str = "backbone",
+        **hardware,  # compile, channels_last: see StageModule
     ) -> None:
-        super().__init__(augment, optimizer, scheduler)
+        super().__init__(augment, optimizer, scheduler, **hardware)
         if embed_layer not in EMBED_LAYERS:
             raise ConfigError(f"model.embed_layer={embed_layer!r}: choose one of {EMBED_LAYERS}")
         self.backbone = backbone

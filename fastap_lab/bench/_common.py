@@ -1,0 +1,125 @@
+"""Shared by the training benchmarks: composed configs, the machine line, plain PyTorch steps.
+
+Not a benchmark itself (the leading underscore keeps it out of ``python -m fastap_lab.bench``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import platform
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+import fastap_lab
+
+CONF_DIR = Path(fastap_lab.__file__).resolve().parents[1] / "conf"
+# What each stage benchmark composes: the reference experiments, FastAP without a checkpoint
+# (pretrained weights change nothing about speed and need a finished SimSiam run).
+STAGE_OVERRIDES = {
+    "simsiam": ["+experiment=simsiam100"],
+    "fastap": ["+experiment=fastap10", "model.pretrained=null"],
+}
+
+
+def compose_config(overrides: list[str], output_dir: str | None = None) -> DictConfig:
+    """``conf/train.yaml`` composed with ``overrides``; run outputs go to a temporary folder."""
+    output_dir = output_dir or tempfile.mkdtemp(prefix="fastap_lab_bench_")
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's banners and advisory warnings out of the result tables."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", message=".*(val_dataloader|LeafSpec|litlogger).*")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line() -> str:
+    """Cores, CPU model, GPU (if any), torch version, threads and UTC date, on one line."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"machine: {os.cpu_count()} cores, {cpu_model()}, {gpu}; torch {torch.__version__},"
+        f" {torch.get_num_threads()} threads; {date}"
+    )
+
+
+def device_of(cfg: DictConfig) -> torch.device:
+    """The device Lightning would pick for ``cfg.trainer.accelerator``."""
+    wants_gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+
+
+def autocast_for(cfg: DictConfig, device: torch.device):
+    """The autocast context Lightning's ``trainer.precision`` means, for the plain loop."""
+    precision = str(cfg.trainer.precision)
+    if precision in ("32", "32-true"):
+        return torch.autocast(device.type, enabled=False)
+    if precision == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    raise ValueError(f"trainer.precision={precision}: the plain loop supports 32-true, bf16-mixed")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_loss(module, batch: dict, device: torch.device) -> torch.Tensor:
+    """The stage's training loss written as plain PyTorch on the module's own parts (what a
+    hand-written loop would compute): no logging, no Lightning hooks, one process."""
+    images = batch["images"].to(device, non_blocking=True)
+    if module.stage == "simsiam":
+        z1 = module.projector(module.backbone(module.augment(images)))
+        z2 = module.projector(module.backbone(module.augment(images)))
+        return module.loss_fn(module.predictor(z1), module.predictor(z2), z1, z2)
+    views = module.objective.num_views
+    embeddings = module.forward_normalized(
+        torch.cat([module.augment(images) for _ in range(views)])
+    )
+    items = [batch[k].to(device).repeat(views) for k in ("index", "label", "time", "group")]
+    positives = module.objective.positive_mask(*items)
+    with torch.autocast(device.type, enabled=False):
+        return module.objective(embeddings.float(), positives)
+
+
+def endless(loader):
+    """Batches of ``loader``, epoch after epoch (a new shuffle each pass)."""
+    while True:
+        yield from loader
+
+
+class Stopwatch:
+    """Wall seconds between :meth:`start` and :meth:`stop`, synchronising the device first."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.begin, self.seconds = device, None, 0.0
+
+    def start(self) -> None:
+        synchronize(self.device)
+        self.begin = time.perf_counter()
+
+    def stop(self) -> float:
+        synchronize(self.device)
+        self.seconds = time.perf_counter() - self.begin
+        return self.seconds

@@ -1,0 +1,62 @@
+"""``python -m fastap_lab.report RUN_DIR [--baseline OTHER_RUN] [--lang en|ja] [--evaluate]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fastap_lab.cli import run_task
+from fastap_lab.report.collect import load_run
+from fastap_lab.report.i18n import LANGUAGES
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fastap_lab.report",
+        description="Write RUN_DIR/report.md (report.ja.md with --lang ja) and report_loss.png.",
+    )
+    p.add_argument("run_dir", type=Path, help="a run folder, e.g. outputs/fastap10/<run>")
+    p.add_argument("--baseline", type=Path, help="another run folder to compare with")
+    p.add_argument("--lang", choices=LANGUAGES, default="en")
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="evaluate the run (and baseline) first when it has no inference/ folder",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.01,
+        help="AP change that counts as improved / degraded (default 0.01)",
+    )
+    p.add_argument("--top", type=int, default=10, help="queries listed per direction (default 10)")
+    return p
+
+
+def make_report(args: argparse.Namespace) -> Path:
+    from fastap_lab.report.render import write_report
+
+    run = _load(args.run_dir, args.evaluate)
+    baseline = _load(args.baseline, args.evaluate) if args.baseline else None
+    path = write_report(run, baseline, args.lang, threshold=args.threshold, top=args.top)
+    print(path)
+    return path
+
+
+def _load(path: Path, evaluate: bool):
+    run = load_run(path)
+    if evaluate and run.evaluation is None and run.checkpoint is not None:
+        from fastap_lab.report.evaluating import evaluate_run
+
+        evaluate_run(run.path)
+        run = load_run(path)
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_task(make_report, parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

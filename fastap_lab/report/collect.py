@@ -1,0 +1,162 @@
+"""Read a run folder into plain Python: its config, per-epoch training log, newest evaluation.
+
+A run folder is what ``python -m fastap_lab.train`` leaves (``config.yaml``, ``metrics.csv``,
+``checkpoints/``); its evaluation is the newest ``inference[-N]/`` written by
+``python -m fastap_lab.evaluate``. Every piece except ``config.yaml`` may be missing: the
+report then gets shorter, it never fails.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from fastap_lab.errors import DataError
+
+
+@dataclass
+class Evaluation:
+    """The files of one ``inference[-N]/`` folder (absent files: None / empty)."""
+
+    path: Path
+    metrics: dict
+    per_query: list[dict] = field(default_factory=list)
+    tables: dict[str, list[dict]] = field(default_factory=dict)
+    diagnostics: dict | None = None
+    embedding_std: float | None = None
+
+
+@dataclass
+class Run:
+    """A training run folder and what was measured on it."""
+
+    path: Path
+    config: dict
+    epochs: list[dict]
+    evaluation: Evaluation | None
+    parent: Run | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def stage(self) -> str:
+        """``fastap`` or ``simsiam`` from the model class the run was built with; for a bare
+        evaluation folder its metrics.json's stage or baseline kind (``pixels``, ``untrained``)."""
+        if not self.config and self.evaluation is not None:
+            metrics = self.evaluation.metrics
+            return str(metrics.get("stage") or metrics.get("model") or "evaluation")
+        target = str(self.config.get("model", {}).get("_target_", ""))
+        return "fastap" if "FastAP" in target else "simsiam"
+
+    @property
+    def checkpoint(self) -> Path | None:
+        for name in ("last.ckpt", "best.ckpt"):
+            if (self.path / "checkpoints" / name).is_file():
+                return self.path / "checkpoints" / name
+        return None
+
+
+def load_run(path: str | Path, *, with_parent: bool = True) -> Run:
+    """The run at ``path``; for a FastAP run also its SimSiam parent (``model.pretrained``)."""
+    path = Path(path).expanduser()
+    config_file = path / "config.yaml"
+    if not path.is_dir():
+        raise DataError(f"{path}: no such run folder; give a folder under outputs/<experiment>/")
+    if not config_file.is_file() and (path / "metrics.json").is_file():
+        # an evaluation folder (inference/, or outputs/evaluate/<time> of a pixels / untrained
+        # baseline): metrics and tables, no training
+        return Run(path, {}, [], read_evaluation_folder(path))
+    if not config_file.is_file():
+        raise DataError(
+            f"{path}: not a run folder (no config.yaml, no metrics.json); give a folder written"
+            " by python -m fastap_lab.train (e.g. outputs/fastap10/<run>) or by"
+            " python -m fastap_lab.evaluate"
+        )
+    config = yaml.safe_load(config_file.read_text()) or {}
+    run = Run(path, config, read_epochs(path / "metrics.csv"), read_evaluation(path))
+    if with_parent and run.stage == "fastap":
+        run.parent = _parent_run(config.get("model", {}).get("pretrained"))
+    return run
+
+
+def _parent_run(pretrained) -> Run | None:
+    """The run folder of a ``model.pretrained`` path (a run folder or its checkpoint file)."""
+    if not pretrained:
+        return None
+    path = Path(str(pretrained))
+    folder = path.parent.parent if path.suffix == ".ckpt" else path
+    if not (folder / "config.yaml").is_file():
+        return None
+    return load_run(folder, with_parent=False)
+
+
+def read_epochs(path: Path) -> list[dict]:
+    """One dict per epoch from Lightning's metrics.csv (step rows merged; empty cells dropped)."""
+    if not path.is_file():
+        return []
+    epochs: dict[int, dict] = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            values = {k: float(v) for k, v in row.items() if k not in ("epoch", "step") and v}
+            if row.get("epoch"):
+                epochs.setdefault(int(float(row["epoch"])), {}).update(values)
+    return [{"epoch": e, **epochs[e]} for e in sorted(epochs) if "train/loss" in epochs[e]]
+
+
+def newest_inference(run_dir: Path) -> Path | None:
+    """``inference`` or the highest-numbered ``inference-N`` holding a metrics.json."""
+    found = []
+    for candidate in run_dir.glob("inference*"):
+        match = re.fullmatch(r"inference(?:-(\d+))?", candidate.name)
+        if match and (candidate / "metrics.json").is_file():
+            found.append((int(match.group(1) or 1), candidate))
+    return max(found)[1] if found else None
+
+
+def read_evaluation(run_dir: Path) -> Evaluation | None:
+    folder = newest_inference(run_dir)
+    return None if folder is None else read_evaluation_folder(folder)
+
+
+def read_evaluation_folder(folder: Path) -> Evaluation:
+    """The files ``python -m fastap_lab.evaluate`` wrote into ``folder``."""
+    diagnostics = folder / "diagnostics.json"
+    return Evaluation(
+        path=folder,
+        metrics=json.loads((folder / "metrics.json").read_text()),
+        per_query=read_csv(folder / "per_query.csv"),
+        tables={p.stem: read_csv(p) for p in sorted((folder / "tables").glob("*.csv"))},
+        diagnostics=json.loads(diagnostics.read_text()) if diagnostics.is_file() else None,
+        embedding_std=_embedding_std(folder / "embeddings.npy"),
+    )
+
+
+def read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _embedding_std(path: Path) -> float | None:
+    """Mean over dimensions of the per-dimension std of every frame's embedding."""
+    if not path.is_file():
+        return None
+    embeddings = np.load(path, allow_pickle=False)
+    return float(embeddings.std(axis=0).mean()) if len(embeddings) > 1 else None
+
+
+def number(value) -> float:
+    """A CSV / JSON cell as a float (empty / None -> NaN)."""
+    if value is None or value == "":
+        return math.nan
+    return float(value)

@@ -1,0 +1,165 @@
+"""The summary of a multirun: ``sweep_summary.md`` + ``sweep_summary.csv`` in the sweep folder.
+
+One row per job — job number, overrides, status (ok / failed + the one-line error), the
+optimised metric, mAP, P@K, R@K of the post-train evaluation, the best epoch of ``val/mAP`` in
+``metrics.csv``, run folder — sorted by the optimised metric (best first, failed jobs last).
+Built from the files each job left in its folder (``.hydra/``, ``result.json``,
+``inference/metrics.json``, ``metrics.csv``, ``error.txt``), so it works with every launcher
+(sequential, joblib, SLURM). Registered as a Hydra callback in ``conf/train.yaml``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as text_io
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from fastap_lab import io
+from fastap_lab.cli import ERROR_FILE
+
+log = logging.getLogger(__name__)
+SUMMARY_NAME = "sweep_summary"
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def best_epoch(metrics_csv: Path, column: str = "val/mAP") -> tuple[int | None, float | None]:
+    """(epoch, value) of the highest ``column`` in a Lightning ``metrics.csv``; (None, None)."""
+    if not metrics_csv.is_file():
+        return None, None
+    with open(metrics_csv, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get(column)]
+    if not rows:
+        return None, None
+    best = max(rows, key=lambda r: float(r[column]))  # first of equal values: the earliest
+    return int(float(best["epoch"])), float(best[column])
+
+
+def job_status(job_dir: Path, result: dict) -> tuple[str, str]:
+    """("ok" | "failed", the one-line error or "")."""
+    error_file = job_dir / ERROR_FILE
+    if error_file.is_file():
+        return "failed", error_file.read_text().splitlines()[0] if error_file.stat().st_size else ""
+    if not result:
+        return "failed", "no result.json: the job did not finish (killed, or still running)"
+    return "ok", ""
+
+
+def job_row(job_dir: Path) -> dict[str, Any]:
+    """The summary row of one job folder."""
+    hydra_cfg = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra
+    result = read_json(job_dir / "result.json")
+    status, error = job_status(job_dir, result)
+    metrics = read_json(job_dir / "inference" / "metrics.json").get("metrics") or {}
+    epoch, best_value = best_epoch(job_dir / "metrics.csv")
+    row = {
+        "job": int(hydra_cfg.job.num),
+        "overrides": " ".join(hydra_cfg.overrides.task),
+        "status": status,
+        "error": error,
+        "optimized_metric": result.get("optimized_metric", ""),
+        "value": result.get("value"),
+        "mAP": metrics.get("mAP"),
+    }
+    for kind in ("precision", "recall"):
+        row |= {f"{kind}@{k}": metrics.get(f"{kind}@{k}") for k in metrics.get("ks", [])}
+    return row | {"best_epoch": epoch, "best_val/mAP": best_value, "run": str(job_dir.resolve())}
+
+
+def sort_key(row: dict, maximize: bool) -> tuple:
+    """Failed jobs and jobs without a value last; then best value first; then job number."""
+    value = row["value"]
+    missing = row["status"] != "ok" or value is None or math.isnan(value)
+    signed = 0.0 if missing else (-value if maximize else value)
+    return missing, signed, row["job"]
+
+
+def collect_rows(sweep_dir: Path, maximize: bool = True) -> list[dict]:
+    """Rows of every job folder (one holding ``.hydra/hydra.yaml``) under ``sweep_dir``."""
+    job_dirs = sorted(p.parent.parent for p in sweep_dir.glob("**/.hydra/hydra.yaml"))
+    rows = [job_row(d) for d in job_dirs]
+    return sorted(rows, key=lambda row: sort_key(row, maximize))
+
+
+def columns_of(rows: list[dict]) -> list[str]:
+    """Union of the row keys in first-seen order (jobs may have different K lists)."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
+def format_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def summary_csv(rows: list[dict]) -> str:
+    buffer = text_io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns_of(rows), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def summary_markdown(rows: list[dict], sweep_dir: Path, maximize: bool) -> str:
+    columns = [c for c in columns_of(rows) if c != "run"] + ["run"]
+    direction = "highest" if maximize else "lowest"
+    metric = next((r["optimized_metric"] for r in rows if r["optimized_metric"]), "?")
+    failed = sum(r["status"] != "ok" for r in rows)
+    lines = [
+        f"# Sweep summary: {sweep_dir}",
+        "",
+        f"{len(rows)} jobs, {failed} failed; sorted by {metric} ({direction} first), failed last.",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + " --- |" * len(columns),
+    ]
+    for row in rows:
+        run = Path(row["run"]).name if row.get("run") else ""
+        cells = [format_cell(row.get(c)) if c != "run" else run for c in columns]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(sweep_dir: Path, maximize: bool = True) -> list[dict]:
+    """Write ``sweep_summary.csv`` and ``.md`` into ``sweep_dir``; returns the sorted rows."""
+    rows = collect_rows(sweep_dir, maximize)
+    if rows:
+        io.write_text(sweep_dir / f"{SUMMARY_NAME}.csv", summary_csv(rows))
+        io.write_text(sweep_dir / f"{SUMMARY_NAME}.md", summary_markdown(rows, sweep_dir, maximize))
+    return rows
+
+
+class SweepSummary(Callback):
+    """Hydra callback: writes the sweep summary when a multirun ends.
+
+    Args:
+        maximize: the optimised metric is better when higher (val/mAP); false for losses.
+    """
+
+    def __init__(self, maximize: bool = True) -> None:
+        self.maximize = bool(maximize)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        try:
+            rows = write_summary(sweep_dir, self.maximize)
+        except Exception as exc:  # a summary problem must not hide the jobs' own results
+            log.warning("sweep summary not written (%s: %s)", type(exc).__name__, exc)
+            return
+        if rows:
+            failed = sum(row["status"] != "ok" for row in rows)
+            log.info(
+                "sweep summary (%d jobs, %d failed): %s",
+                len(rows), failed, sweep_dir / f"{SUMMARY_NAME}.md",
+            )  # fmt: skip
