@@ -5,6 +5,7 @@ Not a benchmark itself (the leading underscore keeps it out of ``python -m fasta
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import logging
 import os
@@ -123,3 +124,23 @@ class Stopwatch:
         synchronize(self.device)
         self.seconds = time.perf_counter() - self.begin
         return self.seconds
+
+
+def stage_parser(name: str) -> argparse.ArgumentParser:
+    """Options shared by the per-stage benchmarks; each adds its own counts."""
+    parser = argparse.ArgumentParser(prog=f"python -m fastap_lab.bench {name}")
+    parser.add_argument(
+        "--stages", nargs="+", choices=sorted(STAGE_OVERRIDES), default=["simsiam", "fastap"]
+    )
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.batch_size=64")
+    return parser
+
+
+def start_benchmark(args: argparse.Namespace) -> None:
+    """Apply --threads, silence Lightning and print the machine line above the table."""
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    quiet_lightning()
+    print(machine_line())

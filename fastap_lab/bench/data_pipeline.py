@@ -34,9 +34,9 @@ from fastap_lab.bench._common import (
     compose_config,
     device_of,
     endless,
-    machine_line,
     plain_loss,
-    quiet_lightning,
+    stage_parser,
+    start_benchmark,
 )
 from fastap_lab.bench.training_step import optimizer_of
 from fastap_lab.build import build_datamodule, build_module
@@ -124,24 +124,15 @@ def format_row(row: dict) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m fastap_lab.bench data_pipeline")
-    parser.add_argument(
-        "--stages", nargs="+", choices=sorted(STAGE_OVERRIDES), default=["simsiam", "fastap"]
-    )
+    parser = stage_parser("data_pipeline")
     parser.add_argument("--batches", type=int, default=20, help="pipeline batches timed")
     parser.add_argument("--steps", type=int, default=5, help="training steps timed")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.batch_size=64")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    quiet_lightning()
-    print(machine_line())
+    start_benchmark(args)
     print(
         f"batches={args.batches} steps={args.steps} rounds={args.rounds} overrides={args.overrides}"
     )

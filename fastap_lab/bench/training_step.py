@@ -35,9 +35,9 @@ from fastap_lab.bench._common import (
     compose_config,
     device_of,
     endless,
-    machine_line,
     plain_loss,
-    quiet_lightning,
+    stage_parser,
+    start_benchmark,
 )
 from fastap_lab.build import build_datamodule, build_module, build_trainer, instantiate
 
@@ -141,24 +141,15 @@ def format_rows(stage: str, rows: list[dict[str, float]]) -> list[str]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m fastap_lab.bench training_step")
-    parser.add_argument(
-        "--stages", nargs="+", choices=sorted(STAGE_OVERRIDES), default=["simsiam", "fastap"]
-    )
+    parser = stage_parser("training_step")
     parser.add_argument("--steps", type=int, default=10, help="timed optimiser steps per side")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.batch_size=64")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    quiet_lightning()
-    print(machine_line())
+    start_benchmark(args)
     print(
         f"steps={args.steps} warmup={args.warmup} rounds={args.rounds} overrides={args.overrides}"
     )
