@@ -59,3 +59,40 @@ def test_motion_safe_keeps_vertical_position_simclr_does_not():
 def test_bad_range_names_the_field():
     with pytest.raises(ConfigError, match="augment.contrast"):
         FrameAugment(contrast=(1.5, 0.5))
+
+
+def _remap_only(**kwargs) -> FrameAugment:
+    return FrameAugment(
+        max_shift=0, max_rotation=0, brightness=0, contrast=(1, 1), gamma=(1, 1), noise=0, blur=0,
+        mean=0.0, std=1.0, **kwargs,
+    )  # fmt: skip
+
+
+def test_remap_is_a_per_sample_intensity_curve_that_moves_nothing():
+    torch.manual_seed(0)
+    levels = torch.tensor([0, 60, 128, 200, 255], dtype=torch.uint8)
+    x = levels.repeat_interleave(8).view(1, 1, 5, 8).repeat(32, 1, 1, 1)  # one level per row
+    out = _remap_only(remap=1.0, remap_knots=4, remap_strength=(1.0, 1.0))(x)
+    # A function of intensity alone: every pixel of one level maps to one value, rows stay put.
+    assert torch.allclose(out, out[..., :1].expand_as(out), atol=1e-6)
+    assert (out >= 0).all() and (out <= 1).all()
+    # At a knot the value is the drawn one; between knots, linear interpolation.
+    knot_rows = out[:, 0, [0, 2, 4], 0]  # 0, 128 ~ 0.502, 255 -> knots 0, ~2, 4
+    assert not torch.allclose(knot_rows, x[:, 0, [0, 2, 4], 0].float() / 255, atol=0.05)
+    # Not monotonic: some samples make a darker tissue brighter than a lighter one.
+    swapped = (out[:, 0, 1, 0] > out[:, 0, 3, 0]).float().mean()
+    assert 0.2 < swapped < 0.8
+
+
+def test_remap_probability_and_strength_zero_keep_the_image():
+    x = torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8)
+    for kwargs in ({"remap": 0.0}, {"remap": 1.0, "remap_strength": (0.0, 0.0)}):
+        aug = _remap_only(**kwargs)
+        assert torch.allclose(aug(x), x.float() / 255, atol=1e-6)
+
+
+def test_remap_bad_values_name_the_field():
+    with pytest.raises(ConfigError, match="augment.remap"):
+        FrameAugment(remap=1.5)
+    with pytest.raises(ConfigError, match="remap_knots"):
+        FrameAugment(remap=0.5, remap_knots=0)

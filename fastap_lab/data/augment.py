@@ -41,6 +41,11 @@ class FrameAugment(nn.Module):
         gamma: gamma range applied to intensities in [0, 1].
         noise: max std of additive Gaussian noise (each sample draws its std in [0, noise]).
         blur: probability of a Gaussian blur with sigma (pixels) drawn from ``blur_sigma``.
+        remap: probability of a random intensity curve: a piecewise-linear map of [0, 1]
+            through ``remap_knots`` + 1 evenly spaced knots with values drawn uniformly in
+            [0, 1] (not monotonic), blended with the identity by a weight drawn in
+            ``remap_strength``. It swaps which tissue is brighter, the way another imaging
+            contrast (MRI weighting, ultrasound gain curve) does, without moving anything.
         mean, std: normalisation applied last (also by :meth:`normalize` for evaluation).
     """
 
@@ -57,6 +62,9 @@ class FrameAugment(nn.Module):
         noise: float = 0.05,
         blur: float = 0.5,
         blur_sigma: tuple[float, float] = (0.3, 1.2),
+        remap: float = 0.0,
+        remap_knots: int = 4,
+        remap_strength: tuple[float, float] = (0.5, 1.0),
         mean: float = 0.3,
         std: float = 0.25,
     ) -> None:
@@ -69,6 +77,13 @@ class FrameAugment(nn.Module):
         self.blur_sigma = _check_range("blur_sigma", blur_sigma, 1e-3)
         self.hflip, self.brightness = float(hflip), float(brightness)
         self.noise, self.blur = float(noise), float(blur)
+        self.remap, self.remap_knots = float(remap), int(remap_knots)
+        self.remap_strength = _check_range("remap_strength", remap_strength, 0.0)
+        if not 0.0 <= self.remap <= 1.0 or self.remap_knots < 1 or self.remap_strength[1] > 1:
+            raise ConfigError(
+                f"augment.remap={remap}, remap_knots={remap_knots}, remap_strength="
+                f"{list(remap_strength)}: need 0 <= remap <= 1, remap_knots >= 1, strength in [0, 1]"
+            )
         if std <= 0:
             raise ConfigError(f"augment.std={std}: must be > 0")
         self.mean, self.std = float(mean), float(std)
@@ -81,6 +96,7 @@ class FrameAugment(nn.Module):
         """uint8 [B, C, H, W] -> augmented, normalised float [B, C, H, W]."""
         x = images.float() / 255.0
         x = self._geometry(x)
+        x = self._remap(x)
         x = self._intensity(x)
         x = self._blur(x)
         if self.noise > 0:
@@ -114,6 +130,20 @@ class FrameAugment(nn.Module):
         )
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def _remap(self, x: torch.Tensor) -> torch.Tensor:
+        if self.remap <= 0:
+            return x
+        n, knots = x.shape[0], self.remap_knots
+        values = torch.rand(n, knots + 1, device=x.device, dtype=x.dtype)
+        position = x.clamp(0.0, 1.0).flatten(1) * knots
+        left = position.floor().clamp_max(knots - 1)
+        frac = position - left
+        left = left.long()
+        curve = torch.lerp(values.gather(1, left), values.gather(1, left + 1), frac)
+        weight = _uniform(*self.remap_strength, n, x.device).view(-1, 1)
+        weight = torch.where(torch.rand(n, 1, device=x.device) < self.remap, weight, 0.0)
+        return torch.lerp(x.flatten(1), curve, weight.to(x.dtype)).view_as(x)
 
     def _intensity(self, x: torch.Tensor) -> torch.Tensor:
         n, device = x.shape[0], x.device

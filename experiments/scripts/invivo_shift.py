@@ -1,0 +1,90 @@
+"""Which part of the external query's domain shift breaks retrieval? (issue 6 investigation)
+
+Renders the phantom's hold-position query (label 1) with each nuisance of ``invivo.png`` on
+its own -- other tissue contrast, pose/zoom, blur + shading -- embeds it with each given
+checkpoint (and raw pixels) and counts label-1 frames among its top 10 / 50 in the held-out
+gallery the evaluation used. Usage:
+
+    python experiments/scripts/invivo_shift.py outputs/simsiam100/<run> [more runs ...]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fastap_lab.data import phantom
+from fastap_lab.data.frames import load_frame_folder
+from fastap_lab.data.phantom_render import MAIN_CONTRAST, QUERY_CONTRAST, FrameState
+from fastap_lab.evaluation.embed import checkpoint_embedder, pixels_embedder
+
+POSE = {"shift": (0.04, -0.03), "rotation": 0.02, "zoom": 1.08, "cardiac": 0.4}
+
+
+def variants(spec: phantom.PhantomSpec) -> dict[str, np.ndarray]:
+    anatomy = phantom.make_anatomy(phantom._streams(spec)["anatomy"])
+    shading = phantom.bias_field(spec.image_size, np.array([0.3, -0.25, 0.2, 0.15, -0.1]))
+    rng = np.random.default_rng(0)
+
+    def render(contrast, pose: bool, blur_shade: bool) -> np.ndarray:
+        state = FrameState(spec.hold_position, **(POSE if pose else {}))
+        image = phantom._scene(spec, anatomy, contrast, state)
+        if blur_shade:
+            image = phantom.box_blur(image) * shading
+        return phantom.to_uint8(phantom.add_speckle_and_noise(image, rng, 0.14, spec.noise))
+
+    return {
+        "main contrast, no shift": render(MAIN_CONTRAST, False, False),
+        "main contrast + pose/zoom": render(MAIN_CONTRAST, True, False),
+        "main contrast + blur/shading": render(MAIN_CONTRAST, False, True),
+        "query contrast only": render(QUERY_CONTRAST, False, False),
+        "all (= invivo.png)": render(QUERY_CONTRAST, True, True),
+    }
+
+
+def gallery(run: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    inference = run / "inference"
+    rows = np.genfromtxt(
+        inference / "frames.csv", delimiter=",", names=True, dtype=None, encoding=None
+    )
+    held_out = torch.as_tensor(np.asarray(rows["split"] == "val"))
+    embeddings = torch.as_tensor(np.load(inference / "embeddings.npy"))
+    return embeddings, torch.as_tensor(np.ascontiguousarray(rows["label"])), held_out
+
+
+def positives(embed, images: dict[str, np.ndarray], gallery_embeddings, labels) -> dict[str, str]:
+    out = {}
+    for name, image in images.items():
+        query = embed(torch.as_tensor(image)[None, None])
+        order = (gallery_embeddings @ query[0]).argsort(descending=True)
+        out[name] = f"{int(labels[order[:10]].sum())}/10, {int(labels[order[:50]].sum())}/50"
+    return out
+
+
+def main(runs: list[str]) -> None:
+    spec = phantom.PhantomSpec()
+    images = variants(spec)
+    frames = None
+    print("| model | " + " | ".join(images) + " |")
+    print("|---" * (len(images) + 1) + "|")
+    for run in map(Path, runs):
+        embeddings, labels, held_out = gallery(run)
+        ckpt = sorted((run / "checkpoints").glob("last.ckpt"))[0]
+        embedder = checkpoint_embedder(ckpt, torch.device("cpu"))
+        with torch.inference_mode():
+            row = positives(embedder.embed, images, embeddings[held_out], labels[held_out])
+        print(f"| {run.parent.name}/{run.name} | " + " | ".join(row.values()) + " |")
+        if frames is None:
+            frames = phantom.ensure_phantom("/tmp/fl_cache")
+    frame_set = load_frame_folder(frames, channels=1, image_size=spec.image_size)
+    pix = pixels_embedder(frame_set.images, 32, torch.device("cpu"))
+    all_pixels = pix.embed(frame_set.images)
+    row = positives(pix.embed, images, all_pixels[held_out], labels[held_out])
+    print("| raw pixels | " + " | ".join(row.values()) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
