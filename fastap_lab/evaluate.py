@@ -260,6 +260,7 @@ def _evaluate_into(out: Path, cfg: DictConfig, datamodule, embedder: Embedder, q
     record = {
         "model": embedder.kind, "checkpoint": None if embedder.checkpoint is None else str(embedder.checkpoint),
         "stage": embedder.stage, "baseline": embedder.details or None, "data_root": str(frames.root),
+        "channels": int(frames.images.shape[1]), "image_size": int(frames.images.shape[-1]),
         "split": split, "num_frames": len(frames), "num_frames_evaluated": int(index.numel()),
         "labels": frames.labels is not None, "exclusion_window": window,
         "exclusion_window_source": window_source, "ks_requested": list(cfg.eval.ks),

@@ -13,7 +13,7 @@ RELEVANT, IRRELEVANT, UNKNOWN, QUERY = "tab:green", "tab:red", "0.6", "tab:blue"
 MAX_ROWS = 24  # a taller figure is unreadable; the tables list every query
 
 
-def _show(axis, image: torch.Tensor, title: str, colour: str) -> None:
+def show_image(axis, image: torch.Tensor, title: str, colour: str) -> None:
     """Draw a uint8 [C, H, W] image with a thick coloured frame and a small title."""
     pixels = image.permute(1, 2, 0).cpu().numpy()
     axis.imshow(pixels[..., 0] if pixels.shape[2] == 1 else pixels, cmap="gray", vmin=0, vmax=255)
@@ -46,13 +46,13 @@ def write_grid(path: str | Path, tables: list[RetrievalTable], frames) -> Path:
     for row, table in zip(axes, tables, strict=True):
         query = table.query
         label = "?" if query.label is None else query.label
-        _show(row[0], query.image, f"{query.name[:18]}\nquery, label {label}", QUERY)
+        show_image(row[0], query.image, f"{query.name[:18]}\nquery, label {label}", QUERY)
         for axis, index, score, rank in zip(
             row[1:], table.indices, table.scores, range(1, columns), strict=False
         ):
             frame_label = None if frames.labels is None else int(frames.labels[index])
             title = f"#{rank} {score:.3f}\nlabel {'?' if frame_label is None else frame_label}"
-            _show(axis, frames.images[index], title, _border(frame_label, query.label))
+            show_image(axis, frames.images[index], title, _border(frame_label, query.label))
         for axis in row[1 + len(table.indices) :]:
             axis.axis("off")
     fig.tight_layout()
