@@ -227,3 +227,26 @@ def test_triangular_never_allocates_a_pairs_by_bins_tensor():
         fastap_loss(embeddings, positives, bins=bins).backward()
     # A dense implementation returns N²·(bins + 1) elements; ours at most the [N, N, 2] weights.
     assert n * n <= seen.largest <= 2 * n * n
+
+
+def test_far_gaussian_tails_give_finite_gradients_in_float32():
+    # An anchor whose every neighbour sits at squared distance 0.55: with bins=10 and
+    # sigma=0.0379 (an Optuna trial that diverged at step 1), centre 0 receives ~4e-43 of mass,
+    # a float32 denormal whose reciprocal overflows. The gradient must stay finite and the
+    # loss equal the float64 value (where that mass is representable and negligible).
+    cos = 1 - 0.55 / 2
+    embeddings = torch.zeros(4, 4)
+    embeddings[0, 0] = 1.0
+    for i in range(1, 4):
+        embeddings[i, 0], embeddings[i, i] = cos, (1 - cos**2) ** 0.5
+    positives = torch.tensor([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]).bool()
+    args = {"bins": 10, "kernel": "gaussian", "sigma": 0.0379}
+    single = embeddings.clone().requires_grad_(True)
+    loss = fastap_loss(single, positives, **args)
+    loss.backward()
+    assert torch.isfinite(single.grad).all()
+    double = embeddings.double().requires_grad_(True)
+    reference = fastap_loss(double, positives, **args)
+    reference.backward()
+    assert abs(loss.item() - reference.item()) < 1e-6
+    assert torch.allclose(single.grad.double(), double.grad, atol=1e-5)

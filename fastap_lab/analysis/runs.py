@@ -98,7 +98,9 @@ def _read_frames_csv(path: Path) -> list[dict]:
 
 def latest_run(experiment: str, outputs: str | Path = "outputs") -> Path:
     """The newest run folder ``outputs/<experiment>/<time>`` that has an evaluation."""
-    folders = sorted({p.parent.parent for p in Path(outputs, experiment).glob("*/inference*/metrics.json")})
+    folders = sorted(
+        {p.parent.parent for p in Path(outputs, experiment).glob("*/inference*/metrics.json")}
+    )
     if not folders:
         raise DataError(
             f"{Path(outputs, experiment)}: no evaluated run; train one with"

@@ -173,7 +173,10 @@ def _loss_from_histograms(positive_hist: Tensor, all_hist: Tensor, num_positives
     cumulative_positive = positive_hist.cumsum(dim=1)
     cumulative_all = all_hist.cumsum(dim=1)
     # H_l = 0 forces h⁺_l = H⁺_l = 0; the safe denominator keeps 0/0 (and its gradient) at 0.
-    has_mass = cumulative_all > 0
+    # Gaussian tails leave bins with H_l ~ 1e-40 (denormal in float32): 1 / H_l overflows to inf
+    # and the backward pass turns inf · 0 into NaN. Bins below sqrt(tiny) (1e-19 in float32)
+    # hold no measurable mass, since their term h⁺ H⁺ / H <= H, so they count as empty.
+    has_mass = cumulative_all > math.sqrt(torch.finfo(cumulative_all.dtype).tiny)
     safe_total = torch.where(has_mass, cumulative_all, torch.ones_like(cumulative_all))
     precision_terms = positive_hist * cumulative_positive / safe_total
     has_positive = num_positives > 0
