@@ -13,15 +13,18 @@ from fastap_lab.retrieval.metrics import ranking_metrics, summarize
 KS = (1, 3, 10, 40)
 
 
-def random_problem(seed, num_queries=40, num_gallery=60, ties=False, masked=False):
-    """Scores in [-1, 1] (optionally quantised to 9 levels: heavy ties), ~15% relevant."""
+def random_problem(seed, num_queries=40, num_gallery=60, ties=False, masked=False, dtype=None):
+    """Scores in [-1, 1] (optionally quantised to 9 levels: heavy ties), ~15% relevant.
+
+    float32 and float64 take different sort paths in ranking_metrics: tests run both.
+    """
     generator = torch.Generator().manual_seed(seed)
     scores = torch.rand(num_queries, num_gallery, generator=generator, dtype=torch.float64) * 2 - 1
     if ties:
         scores = torch.round(scores * 4) / 4
     relevant = torch.rand(num_queries, num_gallery, generator=generator) < 0.15
     valid = torch.rand(num_queries, num_gallery, generator=generator) < 0.7 if masked else None
-    return scores, relevant, valid
+    return scores.to(dtype or torch.float64), relevant, valid
 
 
 def brute_force(scores, relevant, valid, ks):
@@ -54,10 +57,16 @@ def sklearn_ap(scores, relevant, valid):
     return np.array(aps)
 
 
+DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+
+
+@DTYPES
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-def test_ap_equals_sklearn(ties, masked):
-    scores, relevant, valid = random_problem(seed=1 + ties + 2 * masked, ties=ties, masked=masked)
+def test_ap_equals_sklearn(ties, masked, dtype):
+    scores, relevant, valid = random_problem(
+        1 + ties + 2 * masked, ties=ties, masked=masked, dtype=dtype
+    )
     assert (scores < 0).any()
     ours = ranking_metrics(scores, relevant, KS, valid)["ap"].numpy()
     np.testing.assert_allclose(ours, sklearn_ap(scores, relevant, valid), rtol=0, atol=1e-12)
@@ -74,10 +83,13 @@ def test_tie_group_ap_differs_from_index_tie_break():
     assert ranking_metrics(scores, relevant, ks=(1,))["precision@1"].item() == 1
 
 
+@DTYPES
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-def test_rank_metrics_equal_brute_force(ties, masked):
-    scores, relevant, valid = random_problem(seed=7 + ties + 2 * masked, ties=ties, masked=masked)
+def test_rank_metrics_equal_brute_force(ties, masked, dtype):
+    scores, relevant, valid = random_problem(
+        7 + ties + 2 * masked, ties=ties, masked=masked, dtype=dtype
+    )
     ours = ranking_metrics(scores, relevant, KS, valid)
     expected = brute_force(scores, relevant, valid, KS)
     for name, values in expected.items():
@@ -128,8 +140,25 @@ def test_invalid_ks_rejected():
         ranking_metrics(scores, relevant, ks=(0, 5))
 
 
-def test_nan_scores_and_valid_relevant_minus_inf_rejected():
-    scores, relevant, valid = random_problem(seed=0, masked=True)
+@DTYPES
+def test_signed_zeros_and_infinities_rank_like_their_values(dtype):
+    # -0.0 == 0.0 (one tie group for sklearn), +inf first, -inf last; negative scores of
+    # different magnitude keep their order (float32 goes through integer sort keys).
+    scores = torch.tensor([[0.0, -0.0, float("inf"), -0.5, -0.25, float("-inf"), 0.0, 1e-30]])
+    relevant = torch.tensor([[False, True, False, True, False, True, True, False]])
+    ours = ranking_metrics(scores.to(dtype), relevant, ks=(1, 2, 3, 4, 5))
+    expected = brute_force(scores.double(), relevant, None, (1, 2, 3, 4, 5))
+    for name, values in expected.items():
+        np.testing.assert_allclose(ours[name].numpy(), values, atol=1e-12, err_msg=name)
+    sklearn = average_precision_score(
+        relevant[0].numpy(), scores[0].double().clamp(-1e9, 1e9).numpy()
+    )
+    assert ours["ap"].item() == pytest.approx(sklearn, abs=1e-12)
+
+
+@DTYPES
+def test_nan_scores_and_valid_relevant_minus_inf_rejected(dtype):
+    scores, relevant, valid = random_problem(seed=0, masked=True, dtype=dtype)
     with pytest.raises(ValueError, match="NaN"):
         ranking_metrics(scores.masked_fill(scores > 0.99, float("nan")), relevant)
     position = (relevant & valid).nonzero()[0]
