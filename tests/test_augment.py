@@ -96,3 +96,18 @@ def test_remap_bad_values_name_the_field():
         FrameAugment(remap=1.5)
     with pytest.raises(ConfigError, match="remap_knots"):
         FrameAugment(remap=0.5, remap_knots=0)
+
+
+def test_erase_blanks_one_rectangle_of_the_drawn_size_per_sample():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 40, 40, dtype=torch.uint8)
+    out = _remap_only(erase=1.0, erase_size=(0.25, 0.5))(x)
+    for image in out[:, 0]:
+        changed = image > 1e-4  # the intensity step floors pixels at 1e-6
+        rows, cols = changed.any(1).nonzero().flatten(), changed.any(0).nonzero().flatten()
+        assert changed.sum() == len(rows) * len(cols)  # one filled axis-aligned rectangle
+        assert 0.25 * 40 - 1 <= len(rows) <= 0.5 * 40 + 1 and 0.25 * 40 - 1 <= len(cols) <= 0.5 * 40 + 1
+    kept = _remap_only(erase=0.0)(x)
+    assert (kept <= 1e-4).all()
+    with pytest.raises(ConfigError, match="augment.erase"):
+        FrameAugment(erase=2.0)

@@ -88,3 +88,23 @@ def main(runs: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def tissue_variants(spec: phantom.PhantomSpec) -> dict[str, np.ndarray]:
+    """The hold position in the main contrast with one tissue at a time set to its
+    query-contrast value: which tissue's intensity does the model read?"""
+    import dataclasses
+
+    anatomy = phantom.make_anatomy(phantom._streams(spec)["anatomy"])
+    rng = np.random.default_rng(0)
+    out = {}
+    for field in dataclasses.fields(MAIN_CONTRAST):
+        main, query = getattr(MAIN_CONTRAST, field.name), getattr(QUERY_CONTRAST, field.name)
+        if main == query:
+            continue
+        contrast = dataclasses.replace(MAIN_CONTRAST, **{field.name: query})
+        image = phantom._scene(spec, anatomy, contrast, FrameState(spec.hold_position))
+        out[f"{field.name} {main}->{query}"] = phantom.to_uint8(
+            phantom.add_speckle_and_noise(image, rng, 0.14, spec.noise)
+        )
+    return out

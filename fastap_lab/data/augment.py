@@ -46,6 +46,9 @@ class FrameAugment(nn.Module):
             [0, 1] (not monotonic), blended with the identity by a weight drawn in
             ``remap_strength``. It swaps which tissue is brighter, the way another imaging
             contrast (MRI weighting, ultrasound gain curve) does, without moving anything.
+        erase: probability of erasing one random rectangle (side lengths drawn as fractions of
+            the image in ``erase_size``) to a random grey level, so no single structure (e.g. a
+            bright heart) can be the only cue; the rest of the frame keeps the breathing signal.
         mean, std: normalisation applied last (also by :meth:`normalize` for evaluation).
     """
 
@@ -65,6 +68,8 @@ class FrameAugment(nn.Module):
         remap: float = 0.0,
         remap_knots: int = 4,
         remap_strength: tuple[float, float] = (0.5, 1.0),
+        erase: float = 0.0,
+        erase_size: tuple[float, float] = (0.2, 0.4),
         mean: float = 0.3,
         std: float = 0.25,
     ) -> None:
@@ -84,6 +89,13 @@ class FrameAugment(nn.Module):
                 f"augment.remap={remap}, remap_knots={remap_knots}, remap_strength="
                 f"{list(remap_strength)}: need 0 <= remap <= 1, remap_knots >= 1, strength in [0, 1]"
             )
+        self.erase = float(erase)
+        self.erase_size = _check_range("erase_size", erase_size, 0.0)
+        if not 0.0 <= self.erase <= 1.0 or self.erase_size[1] > 1:
+            raise ConfigError(
+                f"augment.erase={erase}, erase_size={list(erase_size)}: need 0 <= erase <= 1"
+                " and sizes in [0, 1]"
+            )
         if std <= 0:
             raise ConfigError(f"augment.std={std}: must be > 0")
         self.mean, self.std = float(mean), float(std)
@@ -99,6 +111,7 @@ class FrameAugment(nn.Module):
         x = self._remap(x)
         x = self._intensity(x)
         x = self._blur(x)
+        x = self._erase(x)
         if self.noise > 0:
             sigma = _uniform(0.0, self.noise, x.shape[0], x.device).view(-1, 1, 1, 1)
             x = x + sigma * torch.randn_like(x)
@@ -144,6 +157,21 @@ class FrameAugment(nn.Module):
         weight = _uniform(*self.remap_strength, n, x.device).view(-1, 1)
         weight = torch.where(torch.rand(n, 1, device=x.device) < self.remap, weight, 0.0)
         return torch.lerp(x.flatten(1), curve, weight.to(x.dtype)).view_as(x)
+
+    def _erase(self, x: torch.Tensor) -> torch.Tensor:
+        if self.erase <= 0:
+            return x
+        n, _, h, w = x.shape
+        size = _uniform(*self.erase_size, 2 * n, x.device).view(n, 2)  # (height, width) fractions
+        corner = torch.rand(n, 2, device=x.device) * (1 - size)
+        rows = torch.arange(h, device=x.device) / h
+        cols = torch.arange(w, device=x.device) / w
+        inside_rows = (rows >= corner[:, :1]) & (rows < corner[:, :1] + size[:, :1])  # [n, h]
+        inside_cols = (cols >= corner[:, 1:]) & (cols < corner[:, 1:] + size[:, 1:])  # [n, w]
+        inside = inside_rows[:, None, :, None] & inside_cols[:, None, None, :]
+        chosen = torch.rand(n, 1, 1, 1, device=x.device) < self.erase
+        fill = torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype)
+        return torch.where(inside & chosen, fill, x)
 
     def _intensity(self, x: torch.Tensor) -> torch.Tensor:
         n, device = x.shape[0], x.device
