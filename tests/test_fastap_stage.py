@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -68,6 +69,16 @@ def test_weights_come_from_the_simsiam_checkpoint(tmp_path, cache_dir, simsiam_r
         assert torch.equal(value, state[f"projector.{name}"])
 
 
+class ModeRecorder(L.Callback):
+    """(backbone, projector, head) .training flags at every training batch."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[bool, bool, bool]] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self.seen.append((module.backbone.training, module.projector.training, module.head.training))
+
+
 @pytest.mark.parametrize("freeze_projector", [False, True])
 def test_frozen_parts_get_no_gradient_and_keep_bn_stats(
     tmp_path, cache_dir, simsiam_run, freeze_projector
@@ -81,9 +92,13 @@ def test_frozen_parts_get_no_gradient_and_keep_bn_stats(
     backbone, backbone_bn = _params(module.backbone), _bn_stats(module.backbone)
     projector, projector_bn = _params(module.projector), _bn_stats(module.projector)
     head = _params(module.head)
-    module.train()
-    assert not module.backbone.training and module.projector.training is not freeze_projector
-    build_trainer(cfg).fit(module, datamodule=datamodule)
+    module.eval()  # fit must set the modes itself (Lightning never calls .train())
+    modes = ModeRecorder()
+    build_trainer(cfg, callbacks=[modes]).fit(module, datamodule=datamodule)
+    assert modes.seen and all(
+        not backbone_training and projector_training is not freeze_projector and head_training
+        for backbone_training, projector_training, head_training in modes.seen
+    )
     assert not _changed(backbone, _params(module.backbone))
     assert not _changed(backbone_bn, _bn_stats(module.backbone))  # eval mode: no BN drift
     assert _changed(projector, _params(module.projector)) is not freeze_projector

@@ -49,7 +49,7 @@ class FastAPModule(StageModule):
             m for m, f in ((backbone, freeze_backbone), (self.projector, freeze_projector)) if f
         ]
         for part in self.frozen:
-            part.requires_grad_(False)
+            part.requires_grad_(False).eval()
 
     def load_pretrained(self, path: str) -> None:
         checkpoint = load_checkpoint(path, field="model.pretrained")
@@ -73,6 +73,10 @@ class FastAPModule(StageModule):
         return self.head(self.projector(self.backbone(images)))
 
     def on_fit_start(self) -> None:
+        # Lightning (>= 2.2) never calls .train() itself: it keeps the modes the module has
+        # when fit starts (and restores them after each validation). Set them here, so frozen
+        # parts run in eval mode (no BatchNorm drift) however the module was handled before.
+        self.train()
         datamodule = self.trainer.datamodule
         if self.objective.positives != "labels" or datamodule is None:
             return
