@@ -1,31 +1,41 @@
 #!/usr/bin/env bash
 # Issue 6 experiment series on the default phantom (held-out time blocks, ±2 s exclusion).
-# Needs the two SimSiam runs first (each ≈ 10 min alone on 2 CPU cores):
-#   python -m fastap_lab.train +experiment=simsiam100                       # motion_safe views
-#   python -m fastap_lab.train +experiment=simsiam100 augment=contrast_remap experiment_name=simsiam100_remap
-# then, from the repository root:  bash experiments/series.sh 2>&1 | tee outputs/series.log
-# Each step prints "TIME <seconds>s <command>"; results land in each run's inference/.
+# From the repository root; each step prints "TIME <seconds>s <command>", results land in
+# each run's inference/ (baselines: outputs/evaluate/<time>/).
+#
+#   bash experiments/series.sh baselines            # raw pixels, untrained ResNet-18
+#   bash experiments/series.sh fastap PARENT        # FastAP 10 variants from outputs/PARENT/<newest>
+#   bash experiments/series.sh sweep PARENT         # sigma x bins x projector freezing (12 runs)
+#
+# PARENT is a SimSiam experiment name: simsiam100 (python -m fastap_lab.train
+# +experiment=simsiam100), simsiam100_remap / simsiam100_robust (the same with
+# augment=contrast_remap / contrast_robust experiment_name=...). FastAP uses the parent's augment.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 timed() { local start=$SECONDS; "$@"; echo "TIME $((SECONDS - start))s $*"; }
-fastap() {  # fastap() PARENT AUGMENT EXPERIMENT NAME [OVERRIDES...]
-  local parent=$1 aug=$2 exp=$3 name=$4; shift 4
-  timed $PY -m fastap_lab.train +experiment="$exp" augment="$aug" \
+augment_of() {
+  case $1 in *_remap) echo contrast_remap ;; *_robust) echo contrast_robust ;; *) echo motion_safe ;; esac
+}
+fastap() {  # fastap PARENT EXPERIMENT NAME [OVERRIDES...]
+  local parent=$1 exp=$2 name=$3; shift 3
+  timed $PY -m fastap_lab.train +experiment="$exp" augment="$(augment_of "$parent")" \
     "model.pretrained=\${latest_checkpoint:$parent}" experiment_name="$name" "$@"
 }
 
-# 1. baselines
-timed $PY -m fastap_lab.evaluate model=pixels
-timed $PY -m fastap_lab.evaluate model=untrained
-# 3-4. FastAP 10 from each SimSiam: views (the reference report), labels, temporal positives
-for parent in simsiam100_remap simsiam100; do
-  aug=motion_safe; [ "$parent" = simsiam100_remap ] && aug=contrast_remap
-  fastap $parent $aug fastap10_labels "fastap10_labels_from_$parent"
-  fastap $parent $aug fastap10_temporal "fastap10_temporal_from_$parent"
-  fastap $parent $aug fastap10 "fastap10_from_$parent"
-  fastap $parent $aug fastap10_labels "fastap10_labels_unfrozen_from_$parent" model.freeze_backbone=false
-done
-# 5. sweep: sigma x bins x projector freezing (views, from the remap SimSiam)
-timed $PY -m fastap_lab.train -m +experiment=fastap10 augment=contrast_remap \
-  "model.pretrained=\${latest_checkpoint:simsiam100_remap}" experiment_name=fastap10_sweep \
-  loss.sigma=0.01,0.05,0.1 loss.bins=10,100 model.freeze_projector=false,true
+case ${1:?baselines, fastap PARENT or sweep PARENT} in
+  baselines)
+    timed $PY -m fastap_lab.evaluate model=pixels
+    timed $PY -m fastap_lab.evaluate model=untrained ;;
+  fastap)  # views (the reference report), labels, temporal positives; labels with the backbone trained
+    parent=${2:?PARENT}
+    fastap "$parent" fastap10 "fastap10_from_$parent"
+    fastap "$parent" fastap10_labels "fastap10_labels_from_$parent"
+    fastap "$parent" fastap10_temporal "fastap10_temporal_from_$parent"
+    fastap "$parent" fastap10_labels "fastap10_labels_unfrozen_from_$parent" model.freeze_backbone=false ;;
+  sweep)
+    parent=${2:?PARENT}
+    timed $PY -m fastap_lab.train -m +experiment=fastap10 augment="$(augment_of "$parent")" \
+      "model.pretrained=\${latest_checkpoint:$parent}" experiment_name="fastap10_sweep_from_$parent" \
+      loss.sigma=0.01,0.05,0.1 loss.bins=10,100 model.freeze_projector=false,true ;;
+  *) echo "unknown step $1" >&2; exit 2 ;;
+esac
