@@ -64,16 +64,18 @@ def review_query(
     if k < 1 or context < 0:
         raise DataError(f"k={k}, context={context}: need k >= 1 and context >= 0")
     name, image, label, frame_index, vector = _query(run, query)
-    members = run.evaluated.nonzero().squeeze(1) if gallery == "evaluated" else None
-    members = torch.arange(len(run.frame_names)) if members is None else members
+    every_frame = torch.arange(len(run.frame_names))
+    members = every_frame[run.evaluated] if gallery == "evaluated" else every_frame
     window = run.exclusion_window if exclusion_window is None else float(exclusion_window)
-    own = (members == frame_index).nonzero().flatten() if frame_index is not None else None
+    internal = frame_index is not None
+    anchor = frame_index if internal else 0  # an external query has no time: window 0 below
+    own_position = (members == anchor).nonzero().flatten().tolist() if internal else []
     scores, found = topk_search(
         vector[None], run.embeddings[members], min(k, len(members)),
-        query_index=torch.tensor([own[0] if own is not None and len(own) else -1]),
-        query_times=run.times[[frame_index or 0]], gallery_times=run.times[members],
-        query_groups=run.videos[[frame_index or 0]], gallery_groups=run.videos[members],
-        exclusion_window=window if frame_index is not None else 0.0,
+        query_index=torch.tensor(own_position[:1] or [-1]),
+        query_times=run.times[[anchor]], gallery_times=run.times[members],
+        query_groups=run.videos[[anchor]], gallery_groups=run.videos[members],
+        exclusion_window=window if internal else 0.0,
     )  # fmt: skip
     all_scores = run.embeddings @ vector
     hits = [
