@@ -25,6 +25,10 @@ class ResNetBackbone(nn.Module):
             ``small`` uses a 3x3/1 conv and no max-pool (CIFAR-style; keeps detail in
             32-64 px frames at ~16x the compute of the ImageNet stem).
         zero_init_residual: start each residual branch at zero (stabilises early training).
+        pool: ``avg`` global average pooling (translation invariant: where a structure is
+            is lost) or ``grid``: average over a ``grid`` x ``grid`` layout of the last feature
+            map, flattened, so the embedding keeps coarse position (e.g. the diaphragm's height).
+        grid: cells per side for ``pool=grid``; ``out_dim`` is the trunk's channels x grid².
     """
 
     def __init__(
@@ -33,6 +37,8 @@ class ResNetBackbone(nn.Module):
         in_channels: int = 1,
         stem: str = "imagenet",
         zero_init_residual: bool = True,
+        pool: str = "avg",
+        grid: int = 2,
     ) -> None:
         super().__init__()
         if name not in RESNETS:
@@ -47,9 +53,13 @@ class ResNetBackbone(nn.Module):
             net.maxpool = nn.Identity()
         elif in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        if pool not in ("avg", "grid") or grid < 1:
+            raise ConfigError(f"backbone.pool={pool!r}, grid={grid}: pool is avg or grid, grid >= 1")
         net.fc = nn.Identity()
+        if pool == "grid":
+            net.avgpool = nn.AdaptiveAvgPool2d(grid)  # torchvision flattens after avgpool
         self.net = net
-        self.out_dim = RESNETS[name]
+        self.out_dim = RESNETS[name] * (grid * grid if pool == "grid" else 1)
         self.in_channels = in_channels
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
