@@ -1,15 +1,18 @@
 """Which part of the external query's domain shift breaks retrieval? (issue 6 investigation)
 
 Renders the phantom's hold-position query (label 1) with each nuisance of ``invivo.png`` on
-its own -- other tissue contrast, pose/zoom, blur + shading -- embeds it with each given
-checkpoint (and raw pixels) and counts label-1 frames among its top 10 / 50 in the held-out
-gallery the evaluation used. Usage:
+its own -- other tissue contrast, pose/zoom, blur + shading -- and, in the main contrast, with
+one tissue at a time in the query's contrast; embeds each with every given run's checkpoint
+(and raw pixels) and counts label-1 frames among its top 10 / 50 in the held-out gallery the
+run's evaluation used. Usage:
 
     python experiments/scripts/invivo_shift.py outputs/simsiam100/<run> [more runs ...]
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -64,37 +67,9 @@ def positives(embed, images: dict[str, np.ndarray], gallery_embeddings, labels) 
     return out
 
 
-def main(runs: list[str]) -> None:
-    spec = phantom.PhantomSpec()
-    images = variants(spec)
-    frames = None
-    print("| model | " + " | ".join(images) + " |")
-    print("|---" * (len(images) + 1) + "|")
-    for run in map(Path, runs):
-        embeddings, labels, held_out = gallery(run)
-        ckpt = sorted((run / "checkpoints").glob("last.ckpt"))[0]
-        embedder = checkpoint_embedder(ckpt, torch.device("cpu"))
-        with torch.inference_mode():
-            row = positives(embedder.embed, images, embeddings[held_out], labels[held_out])
-        print(f"| {run.parent.name}/{run.name} | " + " | ".join(row.values()) + " |")
-        if frames is None:
-            frames = phantom.ensure_phantom("/tmp/fl_cache")
-    frame_set = load_frame_folder(frames, channels=1, image_size=spec.image_size)
-    pix = pixels_embedder(frame_set.images, 32, torch.device("cpu"))
-    all_pixels = pix.embed(frame_set.images)
-    row = positives(pix.embed, images, all_pixels[held_out], labels[held_out])
-    print("| raw pixels | " + " | ".join(row.values()) + " |")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
-
-
 def tissue_variants(spec: phantom.PhantomSpec) -> dict[str, np.ndarray]:
     """The hold position in the main contrast with one tissue at a time set to its
     query-contrast value: which tissue's intensity does the model read?"""
-    import dataclasses
-
     anatomy = phantom.make_anatomy(phantom._streams(spec)["anatomy"])
     rng = np.random.default_rng(0)
     out = {}
@@ -108,3 +83,33 @@ def tissue_variants(spec: phantom.PhantomSpec) -> dict[str, np.ndarray]:
             phantom.add_speckle_and_noise(image, rng, 0.14, spec.noise)
         )
     return out
+
+
+def table(title: str, images: dict[str, np.ndarray], runs: list[Path]) -> None:
+    print(f"\n{title}\n\n| model | " + " | ".join(images) + " |")
+    print("|---" * (len(images) + 1) + "|")
+    for run in runs:
+        embeddings, labels, held_out = gallery(run)
+        embedder = checkpoint_embedder(run / "checkpoints" / "last.ckpt", torch.device("cpu"))
+        with torch.inference_mode():
+            row = positives(embedder.embed, images, embeddings[held_out], labels[held_out])
+        print(f"| {run.parent.name} | " + " | ".join(row.values()) + " |")
+    data_root = json.loads((runs[0] / "inference" / "metrics.json").read_text())["data_root"]
+    frame_set = load_frame_folder(data_root, channels=1, image_size=64)
+    pixels = pixels_embedder(frame_set.images, 32, torch.device("cpu"))
+    row = positives(
+        pixels.embed, images, pixels.embed(frame_set.images)[held_out], labels[held_out]
+    )
+    print("| raw pixels | " + " | ".join(row.values()) + " |")
+
+
+def main(runs: list[str]) -> None:
+    spec, paths = phantom.PhantomSpec(), [Path(r) for r in runs]
+    table("Hold-position query, one part of the domain shift at a time:", variants(spec), paths)
+    table(
+        "Main contrast, one tissue at a time in the query's contrast:", tissue_variants(spec), paths
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -34,8 +34,10 @@ def row(path: Path) -> list[str]:
     name = f"{path.parent.name}/{path.name}" if run.config else f"{record['model']} baseline"
     return [
         name,
-        *(f"{metrics[k]:.3f}" for k in ("mAP", "precision@1", "precision@10", "precision@50",
-                                        "recall@10", "map@r")),  # fmt: skip
+        *(
+            f"{metrics[k]:.3f}"
+            for k in ("mAP", "precision@1", "precision@10", "precision@50", "recall@10", "map@r")
+        ),  # fmt: skip
         positives("invivo.png"),
         positives("invivo_exhale.png"),
         f"{record['diagnostics']['fraction_pairs_above_0.99']:.4f}",
