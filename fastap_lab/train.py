@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 # Hydra creates the run folder (with .hydra/) before the CSV logger sees it; nothing is deleted.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 # FastAP's frozen backbone / projector are in eval mode on purpose (BatchNorm must not drift).
-warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+warnings.filterwarnings(
+    "ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training"
+)
 FALLBACK_METRIC = "inference/mAP"
 
 

@@ -106,7 +106,10 @@ def test_erase_blanks_one_rectangle_of_the_drawn_size_per_sample():
         changed = image > 1e-4  # the intensity step floors pixels at 1e-6
         rows, cols = changed.any(1).nonzero().flatten(), changed.any(0).nonzero().flatten()
         assert changed.sum() == len(rows) * len(cols)  # one filled axis-aligned rectangle
-        assert 0.25 * 40 - 1 <= len(rows) <= 0.5 * 40 + 1 and 0.25 * 40 - 1 <= len(cols) <= 0.5 * 40 + 1
+        assert (
+            0.25 * 40 - 1 <= len(rows) <= 0.5 * 40 + 1
+            and 0.25 * 40 - 1 <= len(cols) <= 0.5 * 40 + 1
+        )
     kept = _remap_only(erase=0.0)(x)
     assert (kept <= 1e-4).all()
     with pytest.raises(ConfigError, match="augment.erase"):

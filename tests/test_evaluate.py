@@ -155,6 +155,34 @@ def test_second_evaluation_goes_to_inference_2(first_evaluation, make_cfg, smoke
     assert any("k=500 is larger than the gallery" in note for note in record["notes"])
 
 
+def test_simsiam_checkpoint_evaluated_at_its_projector(make_cfg, smoke_run, cache_dir):
+    record = evaluate_with(make_cfg, f"ckpt_path={smoke_run}", "eval.embed_layer=projector")
+    folder = (
+        smoke_run
+        / f"inference-{max(int(p.name.split('-')[1]) for p in smoke_run.glob('inference-*'))}"
+    )
+    embeddings = torch.from_numpy(np.load(folder / "embeddings.npy"))
+    module = build_module(train_config(smoke_run, cache_dir))
+    module.load_state_dict(torch.load(smoke_run / "checkpoints" / "last.ckpt")["state_dict"])
+    module.eval()
+    images = torch.stack(
+        [torch.from_numpy(np.array(Image.open(p)))[None] for p in _frame_paths(folder)]
+    )
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(
+            module.projector(module.backbone(module.augment.normalize(images))), dim=1
+        )
+    assert record["embed_layer"] == "projector" and embeddings.shape[1] == expected.shape[1] == 32
+    torch.testing.assert_close(embeddings, expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ConfigError, match="eval.embed_layer='head'"):
+        evaluate_with(make_cfg, f"ckpt_path={smoke_run}", "eval.embed_layer=head")
+
+
+def _frame_paths(folder):
+    root = json.loads((folder / "metrics.json").read_text())["data_root"]
+    return [f"{root}/frames/{row['frame']}" for row in read_csv(folder / "frames.csv")]
+
+
 def test_pixels_baseline_is_standardised_pixels(make_cfg, tmp_path, cache_dir):
     record = evaluate_with(make_cfg, "model=pixels", "data=phantom", *TINY[:5])
     assert record["model"] == "pixels" and record["checkpoint"] is None

@@ -76,7 +76,9 @@ class ModeRecorder(L.Callback):
         self.seen: list[tuple[bool, bool, bool]] = []
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        self.seen.append((module.backbone.training, module.projector.training, module.head.training))
+        self.seen.append(
+            (module.backbone.training, module.projector.training, module.head.training)
+        )
 
 
 @pytest.mark.parametrize("freeze_projector", [False, True])

@@ -113,7 +113,7 @@ def _embedder(run: RunEmbeddings):
     record = run.evaluation.metrics
     device = torch.device("cpu")
     if record.get("checkpoint"):
-        return checkpoint_embedder(record["checkpoint"], device).embed
+        return checkpoint_embedder(record["checkpoint"], device, record.get("embed_layer")).embed
     if record.get("model") == "pixels":
         return pixels_embedder(
             run.frames().images, (record.get("baseline") or {}).get("size"), device

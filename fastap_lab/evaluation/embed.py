@@ -74,8 +74,14 @@ def frozen(module: torch.nn.Module, device: torch.device, kind: str, **info) -> 
     return Embedder(embed=module.embed, kind=kind, device=device, **info)
 
 
-def checkpoint_embedder(path: str | Path, device: torch.device) -> Embedder:
-    """Rebuild the model from the config stored in a fastap_lab checkpoint and load its weights."""
+def checkpoint_embedder(
+    path: str | Path, device: torch.device, embed_layer: str | None = None
+) -> Embedder:
+    """Rebuild the model from the config stored in a fastap_lab checkpoint and load its weights.
+
+    ``embed_layer`` (SimSiam checkpoints only): ``backbone`` or ``projector`` instead of the
+    run's own ``model.embed_layer``; None keeps the run's.
+    """
     checkpoint = load_checkpoint(path, field="ckpt_path")
     stored = (checkpoint.get(CHECKPOINT_KEY) or {}).get("config")
     if not stored:
@@ -86,6 +92,17 @@ def checkpoint_embedder(path: str | Path, device: torch.device) -> Embedder:
     cfg = OmegaConf.create(stored)
     if "pretrained" in cfg.model:
         cfg.model.pretrained = None  # every weight comes from this checkpoint's state_dict
+    if embed_layer is not None:
+        if embed_layer not in ("backbone", "projector"):
+            raise ConfigError(
+                f"eval.embed_layer={embed_layer!r}: choose backbone, projector or null"
+            )
+        if "embed_layer" not in cfg.model:
+            raise ConfigError(
+                f"eval.embed_layer={embed_layer}: only SimSiam checkpoints have a choice of layer;"
+                f" {path} embeds with its FastAP head; leave eval.embed_layer=null"
+            )
+        cfg.model.embed_layer = embed_layer
     module = build_module(cfg)
     try:
         module.load_state_dict(checkpoint["state_dict"])
@@ -94,9 +111,10 @@ def checkpoint_embedder(path: str | Path, device: torch.device) -> Embedder:
         raise CheckpointError(
             f"ckpt_path={path}: its weights do not fit the model its stored config builds ({reason})"
         ) from exc
+    layer = {"embed_layer": cfg.model.embed_layer} if "embed_layer" in cfg.model else {}
     return frozen(
         module, device, "checkpoint", stage=checkpoint_stage(checkpoint),
-        checkpoint=Path(path).resolve(), run_config=stored,
+        checkpoint=Path(path).resolve(), run_config=stored, details=layer,
     )  # fmt: skip
 
 

@@ -54,7 +54,9 @@ class ResNetBackbone(nn.Module):
         elif in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         if pool not in ("avg", "grid") or grid < 1:
-            raise ConfigError(f"backbone.pool={pool!r}, grid={grid}: pool is avg or grid, grid >= 1")
+            raise ConfigError(
+                f"backbone.pool={pool!r}, grid={grid}: pool is avg or grid, grid >= 1"
+            )
         net.fc = nn.Identity()
         if pool == "grid":
             net.avgpool = nn.AdaptiveAvgPool2d(grid)  # torchvision flattens after avgpool
