@@ -8,18 +8,23 @@
 #   bash experiments/series.sh sweep PARENT         # sigma x bins x projector freezing (12 runs)
 #
 # PARENT is a SimSiam experiment name: simsiam100 (python -m fastap_lab.train
-# +experiment=simsiam100), simsiam100_remap / simsiam100_robust (the same with
-# augment=contrast_remap / contrast_robust experiment_name=...). FastAP uses the parent's augment.
+# +experiment=simsiam100), simsiam100_remap / simsiam100_robust / simsiam100_grid (the same with
+# augment=contrast_remap / augment=contrast_robust / backbone.pool=grid, experiment_name=...).
+# FastAP uses the parent's augment and backbone pooling.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 timed() { local start=$SECONDS; "$@"; echo "TIME $((SECONDS - start))s $*"; }
 augment_of() {
   case $1 in *_remap) echo contrast_remap ;; *_robust) echo contrast_robust ;; *) echo motion_safe ;; esac
 }
+backbone_of() {  # FastAP must build the parent's backbone (pooling) to load its weights
+  case $1 in *_grid) echo backbone.pool=grid ;; *) echo backbone.pool=avg ;; esac
+}
 fastap() {  # fastap PARENT EXPERIMENT NAME [OVERRIDES...]
   local parent=$1 exp=$2 name=$3; shift 3
   timed $PY -m fastap_lab.train +experiment="$exp" augment="$(augment_of "$parent")" \
-    "model.pretrained=\${latest_checkpoint:$parent}" experiment_name="$name" "$@"
+    "$(backbone_of "$parent")" "model.pretrained=\${latest_checkpoint:$parent}" \
+    experiment_name="$name" "$@"
 }
 
 case ${1:?baselines, fastap PARENT or sweep PARENT} in

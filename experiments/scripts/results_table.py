@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fastap_lab.report.collect import load_run
+from fastap_lab.report.collect import load_run, read_epochs
 
 HEADER = ("run", "mAP", "P@1", "P@10", "P@50", "R@10", "MAP@R", "invivo.png top 10 / 50",
           "invivo_exhale.png top 10 / 50", "pairs > 0.99", "eff. rank", "train s")  # fmt: skip
@@ -30,8 +30,14 @@ def row(path: Path) -> list[str]:
         counts = tables.get(name) or {}
         return f"{counts.get('10', '–')}/10, {counts.get('50', '–')}/50"
 
-    seconds = sum(e.get("train/epoch_time_s", 0.0) for e in run.epochs)
-    name = f"{path.parent.name}/{path.name}" if run.config else f"{record['model']} baseline"
+    if record.get("checkpoint"):  # a run, or one evaluation folder of a run
+        run_dir = Path(record["checkpoint"]).parent.parent
+        name = f"{run_dir.parent.name}/{run_dir.name}/{run.evaluation.path.name}"
+        name += f" ({record['embed_layer']})" if record.get("embed_layer") else ""
+    else:
+        name, run_dir = f"{record['model']} baseline", None
+    epochs = read_epochs(run_dir / "metrics.csv") if run_dir else []
+    seconds = sum(e.get("train/epoch_time_s", 0.0) for e in epochs)
     return [
         name,
         *(
