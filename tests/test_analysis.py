@@ -136,3 +136,20 @@ def test_figures_draw_every_run(loaded):
 def test_markdown_table_rounds_floats():
     text = markdown_table([{"a": 1, "b": 0.123456}], digits=2)
     assert text.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.12 |"]
+
+
+def test_frames_of_a_video_run_come_from_the_video(loaded, tmp_path):
+    # A video run's data_root is the video's folder; the frames must be decoded from the video.
+    from dataclasses import replace
+
+    from fastap_lab.data.video import load_video
+    from tests.test_frames_io import write_video
+
+    write_video(tmp_path / "clip.mp4", count=6)
+    template = loaded[0]
+    run = replace(
+        template.run, config={"data": {"video": str(tmp_path / "clip.mp4"), "image_size": 32}}
+    )
+    video_run = replace(template, run=run, labels=None, _frames=None)
+    expected = load_video(tmp_path / "clip.mp4", None, image_size=32, require_labels=False)
+    assert torch.equal(video_run.frames().images, expected.images)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from fastap_lab.data.frames import FrameSet, load_frame_folder
+from fastap_lab.data.sources import load_source
 from fastap_lab.errors import DataError
 from fastap_lab.report.collect import Evaluation, Run, load_run, read_csv
 
@@ -55,10 +56,14 @@ class RunEmbeddings:
             data = self.run.config.get("data", {})
             size = record.get("image_size") or data.get("image_size") or 64
             channels = record.get("channels") or data.get("channels") or 1
-            self._frames = load_frame_folder(
-                record["data_root"], channels=channels, image_size=size,
-                require_labels=self.labels is not None,
-            )  # fmt: skip
+            decode = {"channels": channels, "image_size": size,
+                      "require_labels": self.labels is not None}  # fmt: skip
+            if data.get("video"):  # data_root is then the video's folder, not a frames folder
+                self._frames = load_source(
+                    video=data["video"], labels_csv=data.get("labels_csv"), **decode
+                )
+            else:
+                self._frames = load_frame_folder(record["data_root"], **decode)
         return self._frames
 
 

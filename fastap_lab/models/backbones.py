@@ -25,7 +25,7 @@ class ResNetBackbone(nn.Module):
             ``small`` uses a 3x3/1 conv and no max-pool (CIFAR-style; keeps detail in
             32-64 px frames at ~16x the compute of the ImageNet stem).
         zero_init_residual: start each residual branch at zero (stabilises early training).
-        pool: ``avg`` global average pooling (translation invariant: where a structure is
+        pool: ``avg`` global average pooling (translation invariant: where a structure lies
             is lost) or ``grid``: average over a ``grid`` x ``grid`` layout of the last feature
             map, flattened, so the embedding keeps coarse position (e.g. the diaphragm's height).
         grid: cells per side for ``pool=grid``; ``out_dim`` is the trunk's channels x grid².
