@@ -259,8 +259,8 @@ def _evaluate_into(out: Path, cfg: DictConfig, datamodule, embedder: Embedder, q
     diagnosis = write_diagnostics(out, cfg, frames, embeddings, index, split)
     record = {
         "model": embedder.kind, "checkpoint": None if embedder.checkpoint is None else str(embedder.checkpoint),
-        "stage": embedder.stage, "embed_layer": embedder.details.get("embed_layer"),
-        "baseline": None if embedder.kind == "checkpoint" else embedder.details or None, "data_root": str(frames.root),
+        "stage": embedder.stage, "embed_layer": embedder.embed_layer,
+        "baseline": embedder.details or None, "data_root": str(frames.root),
         "channels": int(frames.images.shape[1]), "image_size": int(frames.images.shape[-1]),
         "split": split, "num_frames": len(frames), "num_frames_evaluated": int(index.numel()),
         "labels": frames.labels is not None, "exclusion_window": window,

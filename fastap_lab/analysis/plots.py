@@ -7,8 +7,8 @@ import torch
 from fastap_lab.analysis.distribution import evaluated_part, project_2d
 from fastap_lab.analysis.query_review import QueryReview
 from fastap_lab.analysis.runs import RunEmbeddings
-from fastap_lab.evaluation.diagnostics import COLLAPSE_THRESHOLD, diagnose, dimension_std
-from fastap_lab.evaluation.grid import IRRELEVANT, QUERY, RELEVANT, UNKNOWN, show_image
+from fastap_lab.evaluation.diagnostics import diagnose, dimension_std, draw_pair_histograms
+from fastap_lab.evaluation.grid import QUERY, border_colour, show_image
 
 
 def _pyplot():
@@ -36,12 +36,7 @@ def plot_similarity_histograms(runs: list[RunEmbeddings], max_pairs: int = 200_0
     for axis, run in zip(axes[0], runs, strict=True):
         embeddings, labels = evaluated_part(run)
         _, similarities = diagnose(embeddings, labels, max_pairs=max_pairs)
-        colours = {"positive": "tab:green", "negative": "tab:red", "all": "tab:blue"}
-        for kind, values in similarities.items():
-            if values.numel():
-                axis.hist(values.numpy(), bins=60, range=(-1, 1), density=True, alpha=0.55,
-                          color=colours[kind], label=f"{kind} ({values.numel()})")  # fmt: skip
-        axis.axvline(COLLAPSE_THRESHOLD, color="k", linestyle=":", linewidth=1)
+        draw_pair_histograms(axis, similarities)
         axis.set(title=run.name, xlabel="cosine similarity")
         axis.title.set_fontsize(8)
         axis.legend(fontsize=7)
@@ -69,12 +64,6 @@ def plot_projection(runs: list[RunEmbeddings], only_evaluated: bool = False):
     return fig
 
 
-def _colour(label, query_label) -> str:
-    if label is None or query_label is None:
-        return UNKNOWN
-    return RELEVANT if label == query_label else IRRELEVANT
-
-
 def plot_query_review(run: RunEmbeddings, review: QueryReview, context_rows: int = 5):
     """Top row: the query and its top-K. Below: for the first ``context_rows`` hits, the frames
     around the hit in time (hit in the middle), titled with time, score and label."""
@@ -88,13 +77,13 @@ def plot_query_review(run: RunEmbeddings, review: QueryReview, context_rows: int
     for axis, hit in zip(axes[0, 1:], review.hits, strict=False):
         label = None if run.labels is None else int(run.labels[hit.index])
         show_image(axis, frames.images[hit.index], f"#{hit.rank} {hit.score:.3f}\nlabel {label}",
-              _colour(label, review.label))  # fmt: skip
+              border_colour(label, review.label))  # fmt: skip
     for row, hit in zip(axes[1:], hits, strict=True):
         for axis, index, score in zip(row, hit.context, hit.context_scores, strict=False):
             label = None if run.labels is None else int(run.labels[index])
             marker = f"#{hit.rank} " if index == hit.index else ""
             title = f"{marker}t={float(run.times[index]):g}\n{score:.3f} label {label}"
-            show_image(axis, frames.images[index], title, _colour(label, review.label))
+            show_image(axis, frames.images[index], title, border_colour(label, review.label))
     for axis in axes.flat:
         if not axis.images:
             axis.axis("off")

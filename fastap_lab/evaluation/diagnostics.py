@@ -122,6 +122,17 @@ def diagnose(
     return summary, {"positive": cosines[same], "negative": cosines[~same]}
 
 
+def draw_pair_histograms(axis, similarities: dict[str, Tensor]) -> None:
+    """Density histograms of the ``positive`` / ``negative`` (or ``all``) pair cosines from
+    :func:`diagnose` on ``axis``, with the 0.99 collapse threshold dotted."""
+    colours = {"positive": "tab:green", "negative": "tab:red", "all": "tab:blue"}
+    for name, values in similarities.items():
+        if values.numel():
+            axis.hist(values.numpy(), bins=60, range=(-1, 1), alpha=0.6, density=True,
+                      color=colours[name], label=f"{name} pairs ({values.numel()})")  # fmt: skip
+    axis.axvline(COLLAPSE_THRESHOLD, color="k", linestyle=":", linewidth=1)
+
+
 def plot_diagnostics(path, summary: dict, similarities: dict[str, Tensor], stds: Tensor) -> None:
     """diagnostics.png: pair-cosine histograms (left) and sorted per-dimension std (right)."""
     import matplotlib
@@ -132,12 +143,7 @@ def plot_diagnostics(path, summary: dict, similarities: dict[str, Tensor], stds:
     from fastap_lab import io
 
     fig, (hist, bars) = plt.subplots(1, 2, figsize=(11, 4))
-    colours = {"positive": "tab:green", "negative": "tab:red", "all": "tab:blue"}
-    for name, values in similarities.items():
-        if values.numel():
-            hist.hist(values.numpy(), bins=60, range=(-1, 1), alpha=0.6, density=True,
-                      color=colours[name], label=f"{name} pairs ({values.numel()})")  # fmt: skip
-    hist.axvline(COLLAPSE_THRESHOLD, color="k", linestyle=":", linewidth=1)
+    draw_pair_histograms(hist, similarities)
     hist.set(xlabel="cosine similarity", ylabel="density",
              title=f"pairs > 0.99: {summary['fraction_pairs_above_0.99']:.1%}")  # fmt: skip
     hist.legend(fontsize=8)

@@ -36,6 +36,8 @@ class Embedder:
         stage: the checkpoint's stage (``simsiam`` / ``fastap``), None for baselines.
         checkpoint: the resolved checkpoint path, None for baselines.
         run_config: the training run's config stored in the checkpoint (plain dict) or None.
+        embed_layer: a SimSiam checkpoint's embedded layer (``backbone`` / ``projector``).
+        details: what a baseline is (its settings), empty for checkpoints.
     """
 
     embed: EmbedFn
@@ -44,6 +46,7 @@ class Embedder:
     stage: str | None = None
     checkpoint: Path | None = None
     run_config: dict | None = None
+    embed_layer: str | None = None
     details: dict = field(default_factory=dict)
 
 
@@ -111,10 +114,10 @@ def checkpoint_embedder(
         raise CheckpointError(
             f"ckpt_path={path}: its weights do not fit the model its stored config builds ({reason})"
         ) from exc
-    layer = {"embed_layer": cfg.model.embed_layer} if "embed_layer" in cfg.model else {}
     return frozen(
         module, device, "checkpoint", stage=checkpoint_stage(checkpoint),
-        checkpoint=Path(path).resolve(), run_config=stored, details=layer,
+        checkpoint=Path(path).resolve(), run_config=stored,
+        embed_layer=cfg.model.get("embed_layer"),
     )  # fmt: skip
 
 

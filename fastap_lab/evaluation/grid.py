@@ -25,7 +25,8 @@ def show_image(axis, image: torch.Tensor, title: str, colour: str) -> None:
     axis.set_title(title, fontsize=6, color=colour)
 
 
-def _border(label: int | None, query_label: int | None) -> str:
+def border_colour(label: int | None, query_label: int | None) -> str:
+    """Green for the query's label, red for another, grey when either is unknown."""
     if label is None or query_label is None:
         return UNKNOWN
     return RELEVANT if label == query_label else IRRELEVANT
@@ -52,7 +53,7 @@ def write_grid(path: str | Path, tables: list[RetrievalTable], frames) -> Path:
         ):
             frame_label = None if frames.labels is None else int(frames.labels[index])
             title = f"#{rank} {score:.3f}\nlabel {'?' if frame_label is None else frame_label}"
-            show_image(axis, frames.images[index], title, _border(frame_label, query.label))
+            show_image(axis, frames.images[index], title, border_colour(frame_label, query.label))
         for axis in row[1 + len(table.indices) :]:
             axis.axis("off")
     fig.tight_layout()
