@@ -4,12 +4,15 @@ assertions); the plain loop computes the stage's own loss; the hardware options 
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 
-from fastap_lab.bench import data_pipeline, epoch_time, training_step
+from fastap_lab.bench import data_pipeline, epoch_time, fastap_loss, ranking, training_step
 from fastap_lab.bench.__main__ import available
 from fastap_lab.bench._common import STAGE_OVERRIDES, plain_loss
 from fastap_lab.build import build_datamodule, build_module, build_trainer
@@ -28,6 +31,38 @@ def test_dispatcher_lists_benchmarks_not_helpers():
     names = available()
     assert {"training_step", "data_pipeline", "epoch_time", "fastap_loss", "ranking"} <= set(names)
     assert not any(name.startswith("_") for name in names)
+
+
+def number_after(label: str, text: str) -> float:
+    return float(text.split(label, 1)[1].split()[0].rstrip("x,"))
+
+
+def test_ranking_benchmark_agrees_with_torchmetrics_and_sklearn(capsys):
+    assert ranking.main(["--sizes", "60", "--dim", "8", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ours / own sort" in out and number_after("torchmetrics / ours =", out) > 0
+    assert number_after("|mAP diff|", out) < 1e-5  # torchmetrics on float32 scores
+    assert number_after("max |AP ours - sklearn|", out) < 1e-12
+
+
+def test_fastap_loss_benchmark_prints_ratio_and_float64_agreement(capsys):
+    assert fastap_loss.main(["--sizes", "32", "--bins", "10", "--dim", "8", "--repeats", "1"]) == 0
+    (row,) = [
+        line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("    32")
+    ]
+    loss_diff, grad_diff = float(row[-3]), float(row[-1])  # "|Δloss| / max|Δgrad|"
+    assert row[1] == "10" and loss_diff < 1e-12 and grad_diff < 1e-12
+
+
+def test_scratch_folders_are_removed_when_the_process_exits():
+    code = (
+        "from pathlib import Path; from fastap_lab.bench._common import scratch_dir; "
+        "p = Path(scratch_dir('fastap_lab_test_')); (p / 'sub').mkdir(); "
+        "(p / 'sub' / 'last.ckpt').write_bytes(b'x'); print(p)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    folder = Path(done.stdout.strip())
+    assert folder.name.startswith("fastap_lab_test_") and not folder.exists()
 
 
 @pytest.mark.slow  # 6 short Trainer.fit calls: a minute on the shared machine

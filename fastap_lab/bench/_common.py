@@ -6,10 +6,12 @@ Not a benchmark itself (the leading underscore keeps it out of ``python -m fasta
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime
 import logging
 import os
 import platform
+import shutil
 import tempfile
 import time
 import warnings
@@ -30,9 +32,18 @@ STAGE_OVERRIDES = {
 }
 
 
+def scratch_dir(prefix: str) -> str:
+    """A new temporary folder, removed when the process exits: benchmark runs write
+    checkpoints of ~100 MB each, and left behind they fill the disk."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def compose_config(overrides: list[str], output_dir: str | None = None) -> DictConfig:
-    """``conf/train.yaml`` composed with ``overrides``; run outputs go to a temporary folder."""
-    output_dir = output_dir or tempfile.mkdtemp(prefix="fastap_lab_bench_")
+    """``conf/train.yaml`` composed with ``overrides``; run outputs go to a scratch folder
+    (removed at exit) unless ``output_dir`` is given."""
+    output_dir = output_dir or scratch_dir("fastap_lab_bench_")
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
 

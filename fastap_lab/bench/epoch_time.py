@@ -20,11 +20,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from fastap_lab.bench._common import compose_config, machine_line
+from fastap_lab.bench._common import compose_config, machine_line, scratch_dir
 
 RUN_FOLDER_TIME = "%Y-%m-%d_%H-%M-%S-%f"
 
@@ -101,14 +100,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--experiments", nargs="+", default=["simsiam100", "fastap10"])
     parser.add_argument("--epochs", type=int, default=2, help="epochs run per experiment")
     parser.add_argument("--reference", default="outputs", help="outputs/ of the real runs")
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
+    parser.add_argument(
+        "--workdir", default=None, help="folder for the runs (default: a temp dir, removed at exit)"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides given to every run")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fastap_lab_epochs_"))
+    workdir = Path(args.workdir or scratch_dir("fastap_lab_epochs_"))
     print(machine_line())
     print(f"epochs={args.epochs} workdir={workdir} overrides={args.overrides}")
     print(

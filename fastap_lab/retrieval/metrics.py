@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from fastap_lab.errors import ConfigError
+from fastap_lab.retrieval.ordering import stable_descending_order
 
 # Rows are processed in blocks of about this many score entries; bounds the ~40 bytes of
 # temporaries per entry (sort indices, cumulative counts, tie-group ends) to well under 1 GB.
@@ -108,17 +109,22 @@ def _block_table(
 
     Excluded items get score -inf so that the valid items fill the front of each sorted row:
     a relevant item's 1-based rank is its sorted position + 1 (ties in gallery-index order).
+    ``tie_keys`` (:func:`stable_descending_order`) stand for the sorted scores and are only
+    compared for equality.
     Per-item terms are summed per query by a single ``index_add_`` (few large ops, not many
     small ones).
     """
+    if scores.numel() and torch.isnan(scores).any():
+        raise ValueError("scores contain NaN; rankings of NaN scores are undefined")
     if valid is not None:
         scores = scores.masked_fill(~valid, float("-inf"))
         relevant = relevant & valid
-    sorted_scores, order = torch.sort(scores, dim=1, descending=True, stable=True)
+    tie_keys, order = stable_descending_order(scores)
     rows, cols = relevant.gather(1, order).nonzero(as_tuple=True)
+    if valid is not None and torch.isneginf(scores[rows, order[rows, cols]]).any():
+        raise ValueError("a valid relevant item has score -inf; mark it valid=False instead")
     del order
-    flat_position = rows * sorted_scores.shape[1] + cols
-    _check_sorted(sorted_scores, sorted_scores.reshape(-1)[flat_position], valid is not None)
+    flat_position = rows * tie_keys.shape[1] + cols
     num_relevant = torch.bincount(rows, minlength=scores.shape[0])
     rank = cols + 1
     hit_index = torch.arange(len(rows), device=rows.device)
@@ -126,7 +132,7 @@ def _block_table(
     within_r = rank <= num_relevant[rows]
     item_terms = torch.stack(
         [
-            _tie_aware_precision(sorted_scores, flat_position, rows, cols, hits_so_far),
+            _tie_aware_precision(tie_keys, flat_position, rows, cols, hits_so_far),
             *[rank <= k for k in ks],
             within_r,
             hits_so_far.double() / rank * within_r,
@@ -157,22 +163,20 @@ def _normalised_table(totals: Tensor, num_relevant: Tensor, ks: tuple[int, ...])
 
 
 def _tie_aware_precision(
-    sorted_scores: Tensor, flat_position: Tensor, rows: Tensor, cols: Tensor, hits_so_far: Tensor
+    tie_keys: Tensor, flat_position: Tensor, rows: Tensor, cols: Tensor, hits_so_far: Tensor
 ) -> Tensor:
     """Precision at the end of each relevant item's tie group, float64 [M].
 
     sklearn evaluates precision once per distinct score, so all items of a tie group share
     the precision reached after the whole group. Without ties this is precision at the item.
     """
-    num_cols = sorted_scores.shape[1]
-    flat_scores = sorted_scores.reshape(-1)
-    next_position = (flat_position + 1).clamp_max(max(flat_scores.numel() - 1, 0))
-    tied_with_next = (cols < num_cols - 1) & (
-        flat_scores[next_position] == flat_scores[flat_position]
-    )
+    num_cols = tie_keys.shape[1]
+    flat_keys = tie_keys.reshape(-1)
+    next_position = (flat_position + 1).clamp_max(max(flat_keys.numel() - 1, 0))
+    tied_with_next = (cols < num_cols - 1) & (flat_keys[next_position] == flat_keys[flat_position])
     if not tied_with_next.any():
         return hits_so_far.double() / (cols + 1)
-    group_end = _tie_group_ends(sorted_scores, rows, cols, tied_with_next)
+    group_end = _tie_group_ends(tie_keys, rows, cols, tied_with_next)
     # Row-major flat positions ascend, so a binary search counts the relevant items up to
     # (row, group_end); subtracting the index of the row's first relevant item localises it.
     up_to_group_end = torch.searchsorted(flat_position, rows * num_cols + group_end, right=True)
@@ -181,32 +185,23 @@ def _tie_aware_precision(
     return hits_at_group_end.double() / (group_end + 1)
 
 
-def _tie_group_ends(sorted_scores: Tensor, rows: Tensor, cols: Tensor, tied: Tensor) -> Tensor:
-    """Last position of the tie group of each (row, col) of descending ``sorted_scores``, [M].
+def _tie_group_ends(tie_keys: Tensor, rows: Tensor, cols: Tensor, tied: Tensor) -> Tensor:
+    """Last position of the tie group of each (row, col) of descending ``tie_keys``, [M].
 
     Ties are rare for real-valued scores, so the dense reversed running minimum over group
     ends is only computed for rows where some item in ``tied`` ties with its successor.
     """
-    num_cols = sorted_scores.shape[1]
+    num_cols = tie_keys.shape[1]
     tied_rows, slot_of_item = torch.unique(rows[tied], return_inverse=True)
-    tied_scores = sorted_scores[tied_rows]
-    is_group_end = torch.ones_like(tied_scores, dtype=torch.bool)
-    is_group_end[:, :-1] = tied_scores[:, :-1] != tied_scores[:, 1:]
-    positions = torch.arange(num_cols, device=sorted_scores.device)
+    tied_keys = tie_keys[tied_rows]
+    is_group_end = torch.ones_like(tied_keys, dtype=torch.bool)
+    is_group_end[:, :-1] = tied_keys[:, :-1] != tied_keys[:, 1:]
+    positions = torch.arange(num_cols, device=tie_keys.device)
     ends = torch.where(is_group_end, positions, num_cols - 1)
     ends = ends.flip(1).cummin(1).values.flip(1)  # first group end at or after each position
     group_end = cols.clone()
     group_end[tied] = ends[slot_of_item, cols[tied]]
     return group_end
-
-
-def _check_sorted(sorted_scores: Tensor, relevant_scores: Tensor, masked: bool) -> None:
-    """Reject NaN scores (undefined ranking) and, when items were excluded, relevant -inf
-    scores (they would tie with the excluded items); reads only O(rows + M) entries."""
-    if sorted_scores.numel() and torch.isnan(sorted_scores[:, 0]).any():  # NaN sorts first
-        raise ValueError("scores contain NaN; rankings of NaN scores are undefined")
-    if masked and torch.isneginf(relevant_scores).any():
-        raise ValueError("a valid relevant item has score -inf; mark it valid=False instead")
 
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
