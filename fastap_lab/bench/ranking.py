@@ -19,7 +19,10 @@ excluded. Timed side by side on the same scores:
   "ours / own sort" is what the metrics cost beyond their sort.
 
 Ours, torchmetrics and the floor are each timed as the best of ``--repeats`` runs (the run least
-disturbed by other load), so their ratio compares like with like; sklearn runs once.
+disturbed by other load; torchmetrics' first call is several times slower than later ones), so
+their ratio compares like with like; sklearn runs once. torchmetrics runs in a fresh process
+whose peak RSS is printed; a size whose quadratic extrapolation exceeds ``--memory-limit-gb``
+is skipped (at N=16000 it would need more than this 24 GB machine has).
 
 ``--big N`` runs ours all-vs-all in a fresh subprocess and reports its peak RSS and time.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -36,6 +40,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchmetrics.retrieval import RetrievalMAP, RetrievalPrecision
 
 from fastap_lab.retrieval.metrics import summarize
 from fastap_lab.retrieval.ordering import stable_descending_order
@@ -81,8 +86,6 @@ def off_diagonal_scores(embeddings: torch.Tensor, labels: torch.Tensor):
 
 
 def run_torchmetrics(embeddings: torch.Tensor, labels: torch.Tensor) -> float:
-    from torchmetrics.retrieval import RetrievalMAP, RetrievalPrecision
-
     scores, targets, query_ids = off_diagonal_scores(embeddings, labels)
     average_precision = RetrievalMAP(empty_target_action="skip")(scores, targets, indexes=query_ids)
     RetrievalPrecision(top_k=10, empty_target_action="skip")(scores, targets, indexes=query_ids)
@@ -116,26 +119,31 @@ def torch_sort(scores: torch.Tensor):
     return torch.sort(scores, dim=1, descending=True)
 
 
-def benchmark_size(num_items: int, args, torchmetrics_seconds: dict[int, float]) -> None:
+def benchmark_size(num_items: int, args, torchmetrics_runs: dict[int, dict]) -> None:
     embeddings, labels = clustered_embeddings(num_items, args.dim)
     ours_ap, ours_s = timed(run_ours, embeddings, labels, repeats=args.repeats)
     _, floor_s = timed(run_sort_floor, embeddings, torch_sort, repeats=args.repeats)
     _, packed_s = timed(run_sort_floor, embeddings, stable_descending_order, repeats=args.repeats)
-    print(f"N={num_items:6d}  ours {ours_s * 1e3:9.0f} ms   mAP {np.nanmean(ours_ap.numpy()):.4f}")
+    ours_map = np.nanmean(ours_ap.numpy())
+    print(f"N={num_items:6d}  ours {ours_s * 1e3:9.0f} ms   mAP {ours_map:.4f}")
     print(
         f"          sort floor: torch.sort {floor_s * 1e3:.0f} ms, ours {packed_s * 1e3:.0f} ms"
         f"   ours / torch.sort floor = {ours_s / floor_s:.2f}, ours / own sort = "
         f"{ours_s / packed_s:.2f}"
     )
-    if _predicted_seconds(num_items, torchmetrics_seconds) <= args.torchmetrics_limit:
-        tm_map, tm_s = timed(run_torchmetrics, embeddings, labels, repeats=args.repeats)
-        torchmetrics_seconds[num_items] = tm_s
+    seconds, gib = _predicted(num_items, torchmetrics_runs)
+    if seconds <= args.torchmetrics_limit and gib <= args.memory_limit_gb:
+        run = torchmetrics_runs[num_items] = run_child("--child-torchmetrics", num_items, args)
         print(
-            f"          torchmetrics {tm_s * 1e3:9.0f} ms   torchmetrics / ours = "
-            f"{tm_s / ours_s:.1f}x   |mAP diff| {abs(tm_map - np.nanmean(ours_ap.numpy())):.2e}"
+            f"          torchmetrics {run['seconds'] * 1e3:9.0f} ms   torchmetrics / ours = "
+            f"{run['seconds'] / ours_s:.1f}x   |mAP diff| {abs(run['mAP'] - ours_map):.2e}   "
+            f"peak RSS {run['peak_mib']:.0f} MiB"
         )
     else:
-        print("          torchmetrics skipped (predicted > limit)")
+        print(
+            f"          torchmetrics skipped: predicted {seconds:.0f} s, {gib:.1f} GiB peak "
+            f"(limits {args.torchmetrics_limit:.0f} s, {args.memory_limit_gb:.1f} GiB)"
+        )
     if num_items <= args.sklearn_max:
         sk_ap, sk_s = timed(run_sklearn, embeddings, labels)
         # Same float64 scores on both sides, so the difference measures exactness alone.
@@ -149,30 +157,54 @@ def benchmark_size(num_items: int, args, torchmetrics_seconds: dict[int, float])
         print("          sklearn skipped")
 
 
-def _predicted_seconds(num_items: int, measured: dict[int, float]) -> float:
-    if not measured:
-        return 0.0
-    largest = max(measured)
-    return measured[largest] * (num_items / largest) ** 2
+def _predicted(num_items: int, runs: dict[int, dict]) -> tuple[float, float]:
+    """Seconds and peak GiB of a torchmetrics run at ``num_items``, extrapolated quadratically
+    from the largest size measured (it keeps every (query, item) pair in memory)."""
+    if not runs:
+        return 0.0, 0.0
+    run = runs[max(runs)]
+    growth = (num_items / max(runs)) ** 2
+    pairs_mib = (run["peak_mib"] - run["start_mib"]) * growth
+    return run["seconds"] * growth, (run["start_mib"] + pairs_mib) / 1024
 
 
-def run_big_child(num_items: int, dim: int) -> None:
+def run_child_measurement(kind: str, num_items: int, dim: int, repeats: int) -> dict:
+    """In the child process: best-of-``repeats`` seconds, mAP and this process's peak RSS."""
     embeddings, labels = clustered_embeddings(num_items, dim)
-    per_query, seconds = timed(evaluate_all_vs_all, embeddings, labels)
-    print(json.dumps({"seconds": seconds, "mAP": summarize(per_query)["mAP"]}))
+    start_mib = _peak_rss_mib()
+    if kind == "torchmetrics":
+        map_value, seconds = timed(run_torchmetrics, embeddings, labels, repeats=repeats)
+    else:
+        per_query, seconds = timed(evaluate_all_vs_all, embeddings, labels, repeats=repeats)
+        map_value = summarize(per_query)["mAP"]
+    peak_mib = _peak_rss_mib()
+    return {"seconds": seconds, "mAP": map_value, "peak_mib": peak_mib, "start_mib": start_mib}
 
 
-def benchmark_big(num_items: int, dim: int) -> None:
-    """Peak RSS of a fresh process (the parent's own tensors and imports do not count)."""
-    command = [sys.executable, "-m", "fastap_lab.bench", "ranking", "--child-big", str(num_items)]
-    command += ["--dim", str(dim), "--threads", str(torch.get_num_threads())]
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_child(flag: str, num_items: int, args) -> dict:
+    """A measurement in a fresh process, so that its peak memory is its own."""
+    command = [sys.executable, "-m", "fastap_lab.bench", "ranking", flag, str(num_items)]
+    command += ["--dim", str(args.dim), "--threads", str(torch.get_num_threads())]
+    command += ["--repeats", str(args.repeats if flag == "--child-torchmetrics" else 1)]
     completed = subprocess.run(command, capture_output=True, text=True, check=True)
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def benchmark_big(num_items: int, args) -> None:
+    result = run_child("--child-big", num_items, args)
     print(
-        f"big N={num_items} x {dim}: ours all-vs-all {result['seconds']:.1f} s, "
-        f"peak RSS {peak_mib:.0f} MiB, mAP {result['mAP']:.4f}"
+        f"big N={num_items} x {args.dim}: ours all-vs-all {result['seconds']:.1f} s, "
+        f"peak RSS {result['peak_mib']:.0f} MiB, mAP {result['mAP']:.4f}"
     )
+
+
+def _default_memory_limit_gb() -> float:
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return round(0.6 * physical, 1)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -183,10 +215,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sklearn-max", type=int, default=4000)
     parser.add_argument("--torchmetrics-limit", type=float, default=120.0, help="seconds")
     parser.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        default=_default_memory_limit_gb(),
+        help="skip torchmetrics above this predicted peak (default: 60%% of physical memory)",
+    )
+    parser.add_argument(
         "--repeats", type=int, default=3, help="best-of for ours, torchmetrics, floor"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--child-big", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--child-torchmetrics", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -194,13 +233,14 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.child_big:
-        run_big_child(args.child_big, args.dim)
-        return 0
+    for kind, num_items in (("big", args.child_big), ("torchmetrics", args.child_torchmetrics)):
+        if num_items:
+            print(json.dumps(run_child_measurement(kind, num_items, args.dim, args.repeats)))
+            return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, dim {args.dim}")
-    torchmetrics_seconds: dict[int, float] = {}
+    torchmetrics_runs: dict[int, dict] = {}
     for num_items in args.sizes:
-        benchmark_size(num_items, args, torchmetrics_seconds)
+        benchmark_size(num_items, args, torchmetrics_runs)
     if args.big:
-        benchmark_big(args.big, args.dim)
+        benchmark_big(args.big, args)
     return 0
