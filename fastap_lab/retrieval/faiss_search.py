@@ -17,7 +17,12 @@ import torch
 from torch import Tensor
 
 from fastap_lab.errors import ConfigError
-from fastap_lab.retrieval.search import GalleryExclusion, _check_embeddings, _unit_rows
+from fastap_lab.retrieval.search import (
+    GalleryExclusion,
+    _check_embeddings,
+    _merge_topk,
+    _unit_rows,
+)
 
 
 def import_faiss():
@@ -92,16 +97,8 @@ def _search_chunk(index, units: Tensor, k: int, exclusion: GalleryExclusion, row
     # FAISS pads with -1 when fewer than `fetch` items exist; those and excluded ones drop out.
     keep = (indices >= 0) & valid.gather(1, indices.clamp(min=0))
     scores = scores.masked_fill(~keep, float("-inf"))
-    scores, indices = _order_by_score_then_index(scores, indices, k)
+    scores, indices = _merge_topk(scores, indices, k)  # FAISS's tie order is unspecified
     return scores, indices, int(valid.sum(1).min().item())
-
-
-def _order_by_score_then_index(scores: Tensor, indices: Tensor, k: int):
-    """Best k per row, ties to the lower gallery index (FAISS's tie order is unspecified)."""
-    by_index = indices.argsort(dim=1)
-    scores, indices = scores.gather(1, by_index), indices.gather(1, by_index)
-    by_score = scores.sort(dim=1, descending=True, stable=True).indices[:, :k]
-    return scores.gather(1, by_score), indices.gather(1, by_score)
 
 
 def _on_cpu(exclusion: GalleryExclusion) -> GalleryExclusion:

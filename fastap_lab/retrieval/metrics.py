@@ -33,7 +33,7 @@ from fastap_lab.errors import ConfigError
 from fastap_lab.retrieval.ordering import stable_descending_order
 
 # Rows are processed in blocks of about this many score entries; bounds the ~40 bytes of
-# temporaries per entry (sort indices, cumulative counts, tie-group ends) to well under 1 GB.
+# temporaries per entry (sort keys and indices, masks, tie keys) to well under 1 GB.
 _BLOCK_ENTRIES = 1 << 24
 
 

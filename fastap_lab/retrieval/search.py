@@ -93,7 +93,7 @@ def evaluate_embeddings(
         ks, query_index, *_times, *_groups, exclusion_window: see :class:`GalleryExclusion`
             and :func:`~fastap_lab.retrieval.metrics.ranking_metrics`.
         chunk_size: queries scored at once; peak memory ~ 6 bytes * chunk_size * G (scores and
-            masks) + ~25 bytes per entry of a ranking block (<= 2**24 entries, ~0.4 GB).
+            masks) + ~40 bytes per entry of a ranking block (<= 2**24 entries, ~0.7 GB).
 
     Returns:
         ``ranking_metrics`` output: float64 [Q] tensors per metric, NaN for queries without
