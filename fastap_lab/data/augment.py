@@ -20,11 +20,20 @@ def _uniform(low: float, high: float, n: int, device: torch.device) -> torch.Ten
     return torch.empty(n, device=device).uniform_(low, high)
 
 
-def _check_range(name: str, value: tuple[float, float], low: float) -> tuple[float, float]:
+def _check_range(
+    name: str, value: tuple[float, float], low: float, high: float = math.inf
+) -> tuple[float, float]:
     lo, hi = (float(v) for v in value)
-    if not low <= lo <= hi:
-        raise ConfigError(f"augment.{name}={[lo, hi]}: need {low} <= min <= max")
+    if not low <= lo <= hi <= high:
+        bound = "" if high == math.inf else f" <= {high}"
+        raise ConfigError(f"augment.{name}={[lo, hi]}: need {low} <= min <= max{bound}")
     return lo, hi
+
+
+def _check_probability(name: str, value: float) -> float:
+    if not 0.0 <= float(value) <= 1.0:
+        raise ConfigError(f"augment.{name}={value}: a probability, need 0 <= {name} <= 1")
+    return float(value)
 
 
 class FrameAugment(nn.Module):
@@ -82,20 +91,13 @@ class FrameAugment(nn.Module):
         self.blur_sigma = _check_range("blur_sigma", blur_sigma, 1e-3)
         self.hflip, self.brightness = float(hflip), float(brightness)
         self.noise, self.blur = float(noise), float(blur)
-        self.remap, self.remap_knots = float(remap), int(remap_knots)
-        self.remap_strength = _check_range("remap_strength", remap_strength, 0.0)
-        if not 0.0 <= self.remap <= 1.0 or self.remap_knots < 1 or self.remap_strength[1] > 1:
-            raise ConfigError(
-                f"augment.remap={remap}, remap_knots={remap_knots}, remap_strength="
-                f"{list(remap_strength)}: need 0 <= remap <= 1, remap_knots >= 1, strength in [0, 1]"
-            )
-        self.erase = float(erase)
-        self.erase_size = _check_range("erase_size", erase_size, 0.0)
-        if not 0.0 <= self.erase <= 1.0 or self.erase_size[1] > 1:
-            raise ConfigError(
-                f"augment.erase={erase}, erase_size={list(erase_size)}: need 0 <= erase <= 1"
-                " and sizes in [0, 1]"
-            )
+        self.remap = _check_probability("remap", remap)
+        self.remap_strength = _check_range("remap_strength", remap_strength, 0.0, 1.0)
+        if int(remap_knots) < 1:
+            raise ConfigError(f"augment.remap_knots={remap_knots}: need remap_knots >= 1")
+        self.remap_knots = int(remap_knots)
+        self.erase = _check_probability("erase", erase)
+        self.erase_size = _check_range("erase_size", erase_size, 0.0, 1.0)
         if std <= 0:
             raise ConfigError(f"augment.std={std}: must be > 0")
         self.mean, self.std = float(mean), float(std)
