@@ -40,7 +40,8 @@ case ${1:?baselines, fastap PARENT or sweep PARENT} in
   sweep)
     parent=${2:?PARENT}
     timed $PY -m fastap_lab.train -m +experiment=fastap10 augment="$(augment_of "$parent")" \
-      "model.pretrained=\${latest_checkpoint:$parent}" experiment_name="fastap10_sweep_from_$parent" \
+      "$(backbone_of "$parent")" "model.pretrained=\${latest_checkpoint:$parent}" \
+      experiment_name="fastap10_sweep_from_$parent" \
       loss.sigma=0.01,0.05,0.1 loss.bins=10,100 model.freeze_projector=false,true ;;
   *) echo "unknown step $1" >&2; exit 2 ;;
 esac
