@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
@@ -68,4 +67,3 @@ def test_query_review_notebook(runs, monkeypatch, query):
     )
     expected = "invivo.png" if not query else "frame_"
     assert expected in text and "positives in the top 4" in text
-    assert os.environ.get("FASTAP_LAB_QUERY") == query
