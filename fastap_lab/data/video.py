@@ -103,8 +103,6 @@ def _decode_video(
     path: Path, wanted: set[int] | None, channels: int, image_size: int
 ) -> DecodedVideo:
     """Decode every frame in order, keeping the ``wanted`` ones (all when None)."""
-    pixel_format = "gray" if channels == 1 else "rgb24"
-    kept, count, stopped = {}, 0, None
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -113,27 +111,37 @@ def _decode_video(
             stream.thread_type = "AUTO"  # frame-parallel decoding; order is unchanged
             rate = float(stream.average_rate) if stream.average_rate else None
             info = SourceInfo(stream.codec_context.pix_fmt or "?", (stream.width, stream.height))
-            frames = container.decode(stream)
-            while True:
-                try:
-                    frame = next(frames)
-                except StopIteration:
-                    break
-                except (av.FFmpegError, OSError, ValueError) as error:
-                    if count == 0:
-                        raise
-                    stopped = " ".join(str(error).split())  # a truncated file: keep what decoded
-                    break
-                if wanted is None or count in wanted:
-                    image = Image.fromarray(frame.to_ndarray(format=pixel_format))
-                    kept[count] = to_channels_and_size(image, channels, image_size)
-                count += 1
+            kept, count, stopped = _decode_frames(
+                container.decode(stream), wanted, channels, image_size
+            )
             listed, expected = int(stream.frames or 0), _expected_frames(container, stream, rate)
     except (av.FFmpegError, OSError, ValueError) as error:
         raise _cannot_decode(path, error) from error
     if count == 0:
         raise _cannot_decode(path, "no frame could be decoded")
     return DecodedVideo(kept, count, rate, info, listed, expected, stopped)
+
+
+def _decode_frames(
+    frames, wanted: set[int] | None, channels: int, image_size: int
+) -> tuple[dict[int, np.ndarray], int, str | None]:
+    """(wanted frames {index: uint8 [C, S, S]}, frames decoded, the decoder error that ended
+    a truncated file early or None). An error before the first frame is raised."""
+    pixel_format = "gray" if channels == 1 else "rgb24"
+    kept, count = {}, 0
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return kept, count, None
+        except (av.FFmpegError, OSError, ValueError) as error:
+            if count == 0:
+                raise
+            return kept, count, " ".join(str(error).split())  # keep what decoded
+        if wanted is None or count in wanted:
+            image = Image.fromarray(frame.to_ndarray(format=pixel_format))
+            kept[count] = to_channels_and_size(image, channels, image_size)
+        count += 1
 
 
 def _expected_frames(container, stream, rate: float | None) -> int:
