@@ -132,7 +132,10 @@ def adapted_embedder(embedder, images: torch.Tensor, batch_size: int, target: st
             " drop eval.adapt.target"
         )
     adapted = adapt_batchnorm(module, images, batch_size, forward=_embed)
-    changed = sum(int(m.num_batches_tracked) > 0 for m in batchnorm_layers(adapted))
+    changed = sum(  # layers off the embedding path keep the source statistics
+        not torch.equal(new.running_mean, old.running_mean)
+        for new, old in zip(batchnorm_layers(adapted), batchnorm_layers(module), strict=True)
+    )
     record = {
         "mode": mode, "target": str(Path(target).expanduser().resolve()),
         "num_target_images": int(images.shape[0]), "batchnorm_layers_adapted": changed,
