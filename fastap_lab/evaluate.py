@@ -25,7 +25,7 @@ from fastap_lab.checkpoints import resolve_checkpoint_path
 from fastap_lab.cli import run_task
 from fastap_lab.data.frames import load_queries, load_query_files
 from fastap_lab.errors import ConfigError
-from fastap_lab.evaluation import diagnostics, report, tables
+from fastap_lab.evaluation import adapt, diagnostics, guard, report, tables
 from fastap_lab.evaluation.data_settings import (
     DataSettings,
     checkpoint_normalisation,
@@ -148,13 +148,17 @@ def collect_queries(cfg: DictConfig, frames, channels: int, image_size: int) -> 
 
 
 def write_tables(
-    out: Path, cfg, frames, embeddings, embedder, queries
+    out: Path, cfg, frames, embeddings, embedder, queries, external_embedder=None
 ) -> list[tables.RetrievalTable]:
+    """``external_embedder`` (eval.adapt): embeds the external queries; internal ones are
+    gallery frames and keep ``embedder``."""
     if not queries:
         return []
-    query_embeddings = embed_images(
-        embedder, torch.stack([q.image for q in queries]), cfg.eval.batch_size
-    )
+    query_embeddings = torch.cat([
+        embed_images(external_embedder if q.kind == "external" and external_embedder
+                     else embedder, q.image[None], 1)
+        for q in queries
+    ])  # fmt: skip
     built = tables.build_tables(
         queries, query_embeddings.to(embedder.device), embeddings.to(embedder.device),
         frames.labels, int(cfg.eval.table_k), bool(cfg.eval.queries.include_self),
@@ -238,7 +242,18 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     queries = collect_queries(cfg, frames, data["channels"], data["image_size"])
     evaluation_index(cfg, datamodule)
     check_eval_values(cfg)
+    target, mode = adapt.check_adapt(cfg.eval.get("adapt"))
+    target_images = (
+        adapt.load_target_images(target, channels=data["channels"], image_size=data["image_size"])
+        if target
+        else None
+    )
     embedder = embedder or baseline_embedder(cfg, kind, data, frames)
+    adapted = (
+        adapt.adapted_embedder(embedder, target_images, int(cfg.eval.batch_size), target, mode)
+        if target
+        else (None, None)
+    )
     out = output_dir(cfg, checkpoint if kind == "checkpoint" else None)
     log.info(
         "evaluating %s on %d frames (%s) -> %s", _describe(embedder), len(frames), frames.root, out
@@ -246,11 +261,17 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     normalisation = checkpoint_normalisation(embedder.run_config if embedder.stage else None)
     log.info("%s", settings.describe(normalisation))
     used = {"data_settings": settings.record(), "normalisation": normalisation}
-    return _evaluate_into(out, cfg, datamodule, embedder, queries, used)
+    return _evaluate_into(out, cfg, datamodule, embedder, queries, used, adapted)
 
 
 def _evaluate_into(
-    out: Path, cfg: DictConfig, datamodule, embedder: Embedder, queries, used: dict
+    out: Path,
+    cfg: DictConfig,
+    datamodule,
+    embedder: Embedder,
+    queries,
+    used: dict,
+    adapted=(None, None),
 ) -> dict:
     frames, notes = datamodule.frames, list(datamodule.frames.notes)
     notes += [f"query {q.name}: {note}" for q in queries for note in q.notes]
@@ -269,7 +290,8 @@ def _evaluate_into(
     labels_warning = None if summary is None else single_label_warning(frames.labels[index])
     if per_query is not None:
         io.write_text(out / "per_query.csv", report.per_query_csv(frames, index, per_query))
-    built = write_tables(out, cfg, frames, embeddings, embedder, queries)
+    built = write_tables(out, cfg, frames, embeddings, embedder, queries, adapted[0])
+    pixel_guard = _pixel_guard(cfg, frames, embedder, index, window, summary, queries)
     diagnosis = write_diagnostics(out, cfg, frames, embeddings, index, split)
     record = {
         "model": embedder.kind, "checkpoint": None if embedder.checkpoint is None else str(embedder.checkpoint),
@@ -282,6 +304,7 @@ def _evaluate_into(
         "metrics": summary, "metrics_skipped": None if summary else "the data has no labels",
         "metrics_warning": labels_warning, **used,
         "positives_in_tables": {t.query.name: t.positives for t in built},
+        "pixel_baseline": pixel_guard, "adaptation": adapted[1],
         "diagnostics": {k: diagnosis[k] for k in ("fraction_pairs_above_0.99", "effective_rank")},
         "embedding_dim": int(embeddings.shape[1]), "device": str(embedder.device),
         "torch_version": torch.__version__, "utc_time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -290,6 +313,25 @@ def _evaluate_into(
     io.write_json(out / "metrics.json", report.json_safe(record))
     _log_summary(record, out)
     return record
+
+
+def _pixel_guard(cfg, frames, embedder, index, window, summary, queries) -> dict | None:
+    """metrics.json's ``pixel_baseline`` (evaluation/guard.py): raw pixels scored on the same
+    frames, split, exclusion window and queries; None when off, without labels, or for pixels."""
+    if not cfg.eval.get("pixel_baseline", True) or summary is None or embedder.kind == "pixels":
+        return None
+    pixels = pixels_embedder(frames.images, guard.PIXEL_SIZE, embedder.device)
+    embeddings = embed_images(pixels, frames.images, int(cfg.eval.batch_size))
+    scores, _ = compute_metrics(cfg, frames, embeddings.to(pixels.device), index, window, [])
+    positives = {}
+    if queries:  # the tables' positive counts, as for the model (cf. write_tables)
+        query_embeddings = embed_images(pixels, torch.stack([q.image for q in queries]), 1)
+        built = tables.build_tables(
+            queries, query_embeddings, embeddings, frames.labels, int(cfg.eval.table_k),
+            bool(cfg.eval.queries.include_self),
+        )  # fmt: skip
+        positives = {t.query.name: t.positives for t in built}
+    return guard.pixel_record(summary, scores, guard.PIXEL_SIZE, positives)
 
 
 def _stored_config(checkpoint: Path | None) -> dict | None:
@@ -332,6 +374,9 @@ def _log_summary(record: dict, out: Path) -> None:
         record["split"], metrics["num_queries"], metrics["num_queries_without_relevant"],
         record["exclusion_window"], record["exclusion_window_source"], metrics["mAP"], ranked,
     )  # fmt: skip
+    verdict = guard.verdict_line(metrics, record.get("pixel_baseline"))
+    if verdict:
+        (log.info if record["pixel_baseline"]["beats_pixels"] else log.warning)("%s", verdict)
     log.info("outputs: %s", out)
 
 

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fastap_lab import io
 from fastap_lab.cli import ERROR_FILE
+from fastap_lab.evaluation import guard
 
 log = logging.getLogger(__name__)
 SUMMARY_NAME = "sweep_summary"
@@ -59,7 +60,8 @@ def job_row(job_dir: Path) -> dict[str, Any]:
     hydra_cfg = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra
     result = read_json(job_dir / "result.json")
     status, error = job_status(job_dir, result)
-    metrics = read_json(job_dir / "inference" / "metrics.json").get("metrics") or {}
+    record = read_json(job_dir / "inference" / "metrics.json")
+    metrics = record.get("metrics") or {}
     epoch, best_value = best_epoch(job_dir / "metrics.csv")
     row = {
         "job": int(hydra_cfg.job.num),
@@ -72,6 +74,7 @@ def job_row(job_dir: Path) -> dict[str, Any]:
     }
     for kind in ("precision", "recall"):
         row |= {f"{kind}@{k}": metrics.get(f"{kind}@{k}") for k in metrics.get("ks", [])}
+    row |= guard.summary_columns(record)  # raw pixels on the same frames (eval.pixel_baseline)
     return row | {"best_epoch": epoch, "best_val/mAP": best_value, "run": str(job_dir.resolve())}
 
 
@@ -121,6 +124,7 @@ def summary_markdown(rows: list[dict], sweep_dir: Path, maximize: bool) -> str:
         "",
         f"{len(rows)} jobs, {failed} failed; sorted by {metric} ({direction} first), failed last.",
         "",
+        *_pixel_lines(rows),
         "| " + " | ".join(columns) + " |",
         "|" + " --- |" * len(columns),
     ]
@@ -129,6 +133,16 @@ def summary_markdown(rows: list[dict], sweep_dir: Path, maximize: bool) -> str:
         cells = [format_cell(row.get(c)) if c != "run" else run for c in columns]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _pixel_lines(rows: list[dict]) -> list[str]:
+    """One line per job whose model does NOT beat raw pixels (its post-train evaluation)."""
+    losing = [r for r in rows if r.get("beats_pixels") is False]
+    return [
+        f"- **job {r['job']} does NOT beat raw pixels: mAP {r['mAP']:.4f} vs"
+        f" {r['pixels_mAP']:.4f}** ({r['margin_vs_pixels']:+.4f})"
+        for r in losing
+    ] + ([""] if losing else [])
 
 
 def write_summary(sweep_dir: Path, maximize: bool = True) -> list[dict]:

@@ -67,6 +67,14 @@ STRINGS: dict[str, tuple[str, str]] = {
         "This run has not been evaluated yet: run `python -m fastap_lab.evaluate ckpt_path={path}` first (or add `--evaluate`).",
         "この実行はまだ評価されていません。先に `python -m fastap_lab.evaluate ckpt_path={path}` を実行してください（または `--evaluate` を付ける）。",
     ),
+    "pixel_guard": (
+        "Raw-pixel baseline ({size} px, same frames, split and exclusion): this run {line}.",
+        "生ピクセル基準（{size} px、同じフレーム・分割・除外窓）: 今回の実行は {line}。",
+    ),
+    "pixel_warning": (
+        "Warning: no better than raw pixels.",
+        "警告: 生ピクセルより良くありません。",
+    ),
     "no_metrics": (
         "No metrics: {reason}.",
         "指標なし: {reason}。",

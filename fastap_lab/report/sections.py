@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fastap_lab.evaluation import guard
 from fastap_lab.report import facts
 from fastap_lab.report.collect import Run
 
@@ -196,7 +197,17 @@ def metrics(c: Context) -> list[str]:
             other = base.get(name)
             cells += [f4(other), signed(this[name] - other) if other is not None else DASH]
         lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    return lines + _pixel_verdict(t, ev.metrics)
+
+
+def _pixel_verdict(t, record: dict) -> list[str]:
+    """The raw-pixel guard's verdict (metrics.json pixel_baseline), in bold when it fails."""
+    line = guard.verdict_line(record.get("metrics"), record.get("pixel_baseline"))
+    if line is None:
+        return []
+    verdict = record["pixel_baseline"]
+    text = t("pixel_guard", line=line, size=verdict.get("size"))
+    return ["", text if verdict["beats_pixels"] else f"**{t('pixel_warning')}** {text}"]
 
 
 def _base_metrics(c: Context) -> dict | None:
