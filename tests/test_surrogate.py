@@ -160,3 +160,20 @@ def test_constant_sequence_is_refused():
     frames = torch.full((20, 1, 16, 16), 7, dtype=torch.uint8)
     with pytest.raises(DataError, match="identical"):
         surrogate_from_frames(frames, torch.arange(20).double())
+
+
+def test_randomized_pca_matches_exact(monkeypatch):
+    from fastap_lab.respiration import signal
+
+    generator = torch.Generator().manual_seed(0)
+    latent = torch.randn(300, 3, generator=generator, dtype=torch.float64) * torch.tensor(
+        [9.0, 4.0, 2.0]
+    )
+    features = latent @ torch.randn(3, 50, generator=generator, dtype=torch.float64)
+    features = features + 0.01 * torch.randn(300, 50, generator=generator, dtype=torch.float64)
+    exact, exact_share = signal.pca_scores(features, 3)
+    monkeypatch.setattr(signal, "EXACT_PCA_LIMIT", 100)
+    randomized, share = signal.pca_scores(features, 3)
+    assert torch.allclose(share, exact_share, rtol=1e-3)
+    for k in range(3):  # equal up to the sign of each component
+        assert abs(pearson(randomized[:, k], exact[:, k])) > 0.999

@@ -17,11 +17,15 @@ from fastap_lab.errors import DataError
 RESPIRATORY_BAND = (0.1, 0.7)  # Hz: adult breathing at rest is ~0.15-0.5 Hz (9-30 per minute)
 
 
+EXACT_PCA_LIMIT = 4000  # frames; above this, randomized PCA (the N x N Gram would be too big)
+
+
 def pca_scores(features: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Principal-component scores of the rows: features [N, P] -> (scores [N, k'], share [k']).
 
     ``share`` is each component's fraction of the total variance; k' = min(k, N - 1, P). Exact
-    (deterministic) SVD of the centred data, via the N x N Gram matrix when P > N.
+    (deterministic) SVD of the centred data, via the N x N Gram matrix when P > N; above
+    ``EXACT_PCA_LIMIT`` frames a randomized SVD (Halko et al.) with a fixed seed.
     """
     x = features.double()
     x = x - x.mean(dim=0, keepdim=True)
@@ -29,7 +33,12 @@ def pca_scores(features: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
     if total <= 0:
         raise DataError("the frames do not change over time: there is no signal to estimate")
     k = max(1, min(k, x.shape[0] - 1, x.shape[1]))
-    if x.shape[1] > x.shape[0]:
+    if x.shape[0] > EXACT_PCA_LIMIT:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            u, singular, _ = torch.svd_lowrank(x, q=min(k + 10, min(x.shape)), niter=4)
+        values, scores = singular[:k] ** 2, u[:, :k] * singular[:k]
+    elif x.shape[1] > x.shape[0]:
         values, vectors = torch.linalg.eigh(x @ x.T)  # ascending
         values, vectors = values.flip(0)[:k].clamp_min(0), vectors.flip(1)[:, :k]
         scores = vectors * values.sqrt()
