@@ -40,9 +40,10 @@ log = logging.getLogger(__name__)
 SOURCE_FIELDS = ("root", "video", "labels_csv", "phantom", "cache_dir", "channels", "image_size",
                  "require_labels")  # fmt: skip
 MIN_CYCLES = 2.0
-SIGN_CONVENTION = (
-    "low = where the sequence dwells most (its median below its mean): end-exhale in free breathing"
-)
+SIGN_CONVENTION = {
+    None: "median below the mean (low = where the sequence dwells); not anatomical: may be inverted",
+    "low_frame": "surrogate.low_frame at or below the median (given as end-exhale)",
+}
 
 
 def settings_from(cfg: DictConfig) -> SurrogateSettings:
@@ -64,6 +65,16 @@ def settings_from(cfg: DictConfig) -> SurrogateSettings:
         if not ok:
             raise ConfigError(f"surrogate.{name}={values[name]!r}: {fix}")
     return SurrogateSettings(**values)
+
+
+def check_low_frame(settings: SurrogateSettings, num_frames: int) -> None:
+    low = settings.low_frame
+    if low is not None and (isinstance(low, bool) or not isinstance(low, int)
+                            or not 0 <= low < num_frames):  # fmt: skip
+        raise ConfigError(
+            f"surrogate.low_frame={low!r}: give a frame index 0..{num_frames - 1} (labels.csv row"
+            " order) of a frame at end-exhale, or null"
+        )
 
 
 def load_frames(cfg: DictConfig):
@@ -167,13 +178,14 @@ def record_of(cfg, frames, result, method, times_source, displacement, notes, se
         for k in range(result.scores.numel())
     ]  # fmt: skip
     r = None if displacement is None else pearson(result.values, torch.from_numpy(displacement))
+    pinned = None if result.settings["low_frame"] is None else "low_frame"
     shifts = result.shifts
     return {
         "method": method, "parameters": result.settings, "data_root": str(frames.root),
         "num_frames": len(frames), "fps": result.fps, "time_source": times_source,
         "duration_s": result.duration, "breathing_cycles": result.cycles,
         "component": result.component, "band_share": result.band_share,
-        "sign_convention": SIGN_CONVENTION, "candidates": candidates,
+        "sign_convention": SIGN_CONVENTION[pinned], "candidates": candidates,
         "pearson_r": r, "abs_pearson_r": None if r is None else abs(r),
         "displacement_column": displacement is not None,
         "registration": None if shifts is None else {
@@ -188,6 +200,7 @@ def surrogate(cfg: DictConfig) -> dict:
     """Run the surrogate described by ``cfg`` (conf/surrogate.yaml); returns surrogate.json."""
     settings = settings_from(cfg)
     frames, labels_csv, is_video = load_frames(cfg)
+    check_low_frame(settings, len(frames))
     reference = read_reference(labels_csv)
     notes = list(frames.notes)
     times, times_source = frame_times(cfg, frames, reference.has_time, is_video, notes)

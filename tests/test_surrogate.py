@@ -129,6 +129,16 @@ def test_orientation_puts_the_dwell_low():
     assert orient(dwell_low) == 1.0 and orient(-dwell_low) == -1.0
 
 
+def test_low_frame_pins_the_sign():
+    embeddings, times, breathing = _synthetic_sequence()
+    lowest, highest = int(breathing.argmin()), int(breathing.argmax())
+    for frame, sign in ((lowest, 1.0), (highest, -1.0)):
+        settings = SurrogateSettings(low_frame=frame)
+        result = surrogate_from_embeddings(embeddings, times, settings=settings)
+        assert result.values[frame] <= result.values.median()
+        assert pearson(result.values, breathing) * sign > 0.95
+
+
 def test_smoothing_keeps_a_plateau():
     signal = torch.cat([torch.zeros(50), torch.ones(100), torch.zeros(50)]).double()
     segments = time_segments(torch.arange(200).double())

@@ -157,6 +157,7 @@ def test_few_cycles_warn(run, tmp_path, caplog):
         ("surrogate.components=0", "surrogate.components"),
         ("surrogate.smooth_seconds=-1", "surrogate.smooth_seconds"),
         ("fps=0", "fps=0"),
+        ("surrogate.low_frame=200", r"surrogate.low_frame=200: give a frame index 0..199"),
     ],
 )
 def test_bad_settings_are_refused(run, override, message):
@@ -169,17 +170,18 @@ def test_every_option_composes(make_cfg):
                "surrogate.registration_passes=1", "surrogate.bias_sigma=0.2",
                "surrogate.normalise=rank", "surrogate.smooth_sigma=0",
                "surrogate.embedding=laplacian", "surrogate.components=5",
-               "surrogate.neighbours=8", "surrogate.smooth_seconds=0", "fps=10",
+               "surrogate.neighbours=8", "surrogate.smooth_seconds=0", "surrogate.low_frame=3", "fps=10",
                "embeddings=x.npy", "out=somewhere", "data=frames", "data=video"]  # fmt: skip
     for option in options:
         cfg = make_cfg([option], config_name="surrogate")
         settings = settings_from(cfg)
         assert cfg.data.require_labels is False
     assert settings.embedding == "pca"
-    cfg = make_cfg(options[:10], config_name="surrogate")
+    cfg = make_cfg(options[:11], config_name="surrogate")
     settings = settings_from(cfg)
     assert (settings.band, settings.register, settings.normalise) == ((0.15, 0.6), False, "rank")
     assert (settings.components, settings.neighbours, settings.smooth_seconds) == (5, 8, 0.0)
+    assert settings.low_frame == 3
 
 
 def test_cli_error_is_one_line(cli, tmp_path):

@@ -50,6 +50,8 @@ class SurrogateSettings:
         components: candidate coordinates examined.
         neighbours: kNN graph size of the Laplacian eigenmap.
         smooth_seconds: Gaussian smoothing of the chosen coordinate in time (0: none).
+        low_frame: index (input order) of a frame known to be at end-exhale: the sign puts it
+            low; None: the default convention of :func:`.signal.orient`.
     """
 
     band: tuple[float, float] = RESPIRATORY_BAND
@@ -62,6 +64,7 @@ class SurrogateSettings:
     components: int = 10
     neighbours: int = 10
     smooth_seconds: float = 0.25
+    low_frame: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "band", tuple(float(v) for v in self.band))
@@ -137,9 +140,9 @@ def choose_coordinate(
     fps = sampling_rate(times.double(), segments)
     spec = spectrum(coordinates, segments, fps, settings.band)
     scores = respiratory_score(spec)
-    best = choose_respiratory(spec)
+    best = choose_respiratory(spec, prefer_first=settings.embedding == "laplacian")
     values = smooth_in_time(coordinates[:, best], segments, fps, settings.smooth_seconds)
-    values = values * orient(values)
+    values = values * orient(values, settings.low_frame)
     scale = values.std()
     values = (values - values.median()) / (scale if scale > 0 else 1.0)
     return Surrogate(

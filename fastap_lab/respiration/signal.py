@@ -151,28 +151,36 @@ def respiratory_score(spec: Spectrum) -> torch.Tensor:
 QUALIFY = 0.5  # a candidate qualifies with at least this fraction of the best respiratory score
 
 
-def choose_respiratory(spec: Spectrum) -> int:
+def choose_respiratory(spec: Spectrum, prefer_first: bool = False) -> int:
     """Index of the respiratory coordinate: among the candidates whose
     :func:`respiratory_score` is at least ``QUALIFY`` x the best, the one with the most in-band
-    power.
+    power (PCA scores), or the first one (``prefer_first``: Laplacian eigenmap coordinates,
+    which come ordered from the smoothest map on the frames' manifold and share one scale).
 
     Not simply the best score: a weak harmonic of the breathing (e.g. the square of the
-    displacement in a later PCA component) can have a larger in-band *share* than the breathing
+    displacement in a later component) can have a larger in-band *share* than the breathing
     coordinate, whose share breath-holds lower (plateaus are slow). Not simply the most in-band
     power either: a drift many times stronger than the breathing leaks more power into the band
     than the breathing has.
     """
     score = respiratory_score(spec)
     qualified = score >= QUALIFY * score.max()
+    if prefer_first:
+        return int(qualified.nonzero()[0, 0])
     return int(torch.where(qualified, spec.band_power, -1.0).argmax())
 
 
-def orient(signal: torch.Tensor) -> float:
-    """+1 or -1: the sign that puts the signal's dwell (its median) below its mean.
+def orient(signal: torch.Tensor, low_frame: int | None = None) -> float:
+    """+1 or -1, the sign to multiply ``signal`` [N] by.
 
-    Convention: low values = where the sequence spends most time; in free breathing that is
-    end-exhale (the exhale pause), and the inhale peaks form the long upper tail.
+    ``low_frame`` given: the sign that puts that frame at or below the median (a frame the user
+    knows to be at end-exhale). Otherwise the default convention: the sign that puts the
+    signal's median below its mean (low = where the sequence dwells). Images alone do not fix
+    the anatomical direction: the map from displacement to an image coordinate is nonlinear
+    and contrast-dependent, so the default may come out inverted (see |r| in the README).
     """
+    if low_frame is not None:
+        return 1.0 if float(signal[low_frame]) <= float(signal.median()) else -1.0
     return 1.0 if float(signal.mean()) >= float(signal.median()) else -1.0
 
 
