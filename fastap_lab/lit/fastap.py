@@ -8,8 +8,8 @@ from fastap_lab.checkpoints import checkpoint_stage, load_checkpoint, load_submo
 from fastap_lab.errors import CheckpointError, ConfigError
 from fastap_lab.lit.base import StageModule
 from fastap_lab.losses.objectives import scale_phase
-from fastap_lab.respiration.pipeline import surrogate_from_frames
 from fastap_lab.models import EmbeddingHead, Projector
+from fastap_lab.respiration.pipeline import surrogate_from_frames
 
 
 def training_phase(datamodule) -> torch.Tensor:
