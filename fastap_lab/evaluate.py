@@ -16,6 +16,7 @@ from pathlib import Path
 
 import hydra
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fastap_lab import io
@@ -25,6 +26,12 @@ from fastap_lab.cli import run_task
 from fastap_lab.data.frames import load_queries, load_query_files
 from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation import diagnostics, report, tables
+from fastap_lab.evaluation.data_settings import (
+    DataSettings,
+    checkpoint_normalisation,
+    overridden_data_keys,
+    resolve_data_settings,
+)
 from fastap_lab.evaluation.embed import (
     Embedder,
     checkpoint_embedder,
@@ -36,7 +43,7 @@ from fastap_lab.evaluation.embed import (
     untrained_embedder,
 )
 from fastap_lab.evaluation.grid import write_grid
-from fastap_lab.retrieval.metrics import summarize
+from fastap_lab.retrieval.metrics import cutoffs_within_gallery, single_label_warning, summarize
 from fastap_lab.retrieval.search import evaluate_all_vs_all
 
 log = logging.getLogger(__name__)
@@ -55,20 +62,24 @@ def model_kind(cfg: DictConfig) -> str:
     return model.kind
 
 
-def data_config(cfg: DictConfig, run_config: dict | None) -> dict:
-    """The data group of this command, else the checkpoint run's, else the training default;
-    the cache folder is always this machine's (``paths.cache_dir``)."""
-    if cfg.get("data") is not None:
-        data = OmegaConf.to_container(cfg.data, resolve=True)
-    elif run_config is not None:
-        data = dict(run_config["data"])
-    else:
+def data_settings(cfg: DictConfig, run_config: dict | None, overrides) -> DataSettings:
+    """The checkpoint run's data config, with the frames and the data.* keys this command
+    gives (see fastap_lab/evaluation/data_settings.py); the cache folder is this machine's."""
+
+    def training_default() -> dict:
         train_cfg = compose_train_config(
             [f"paths.cache_dir={cfg.paths.cache_dir}", "paths.output_dir=."]
         )
-        data = OmegaConf.to_container(train_cfg.data, resolve=True)
+        return OmegaConf.to_container(train_cfg.data, resolve=True)
+
+    command = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None
+    stored = None if run_config is None else run_config["data"]
+    settings = resolve_data_settings(
+        command, stored, training_default, overridden_data_keys(overrides or [])
+    )
     # drop_last only matters to the training loader, which evaluation never uses.
-    return {**data, "cache_dir": str(cfg.paths.cache_dir), "drop_last": False}
+    settings.data.update(cache_dir=str(cfg.paths.cache_dir), drop_last=False)
+    return settings
 
 
 def baseline_embedder(cfg: DictConfig, kind: str, data: dict, frames) -> Embedder:
@@ -89,16 +100,6 @@ def evaluation_index(cfg: DictConfig, datamodule) -> tuple[str, torch.Tensor]:
     return split, index
 
 
-def clip_ks(ks: list[int], gallery_size: int, notes: list[str]) -> list[int]:
-    """Each k clipped to ``gallery_size``, duplicates dropped; a note per clipped k."""
-    for k in ks:
-        if k > gallery_size:
-            notes.append(
-                f"k={k} is larger than the gallery ({gallery_size} frames): clipped to {gallery_size}"
-            )
-    return sorted({min(int(k), gallery_size) for k in ks})
-
-
 def compute_metrics(
     cfg, frames, embeddings, index, window, notes
 ) -> tuple[dict | None, dict | None]:
@@ -108,7 +109,8 @@ def compute_metrics(
     """
     if frames.labels is None:
         return None, None  # said on the console and in metrics.json ("metrics_skipped")
-    ks = clip_ks(list(cfg.eval.ks), index.numel() - 1, notes)
+    ks, note = cutoffs_within_gallery(list(cfg.eval.ks), index.numel() - 1)
+    notes += [note] if note else []
     device = embeddings.device
     per_query = evaluate_all_vs_all(
         embeddings[index.to(device)], frames.labels[index].to(device), frames.times[index].to(device),
@@ -204,8 +206,13 @@ def output_dir(cfg: DictConfig, checkpoint: Path | None) -> Path:
     return out
 
 
-def evaluate(cfg: DictConfig) -> dict:
-    """Run the evaluation described by ``cfg`` (conf/evaluate.yaml); returns metrics.json."""
+def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
+    """Run the evaluation described by ``cfg`` (conf/evaluate.yaml); returns metrics.json.
+
+    ``overrides``: the command-line overrides ``cfg`` was composed with; the data.* keys among
+    them replace the checkpoint's data settings (None: only the non-null keys of a ``data``
+    node without a group count as given).
+    """
     kind = model_kind(cfg)
     if kind == "checkpoint" and not cfg.get("ckpt_path"):
         raise ConfigError(
@@ -221,7 +228,8 @@ def evaluate(cfg: DictConfig) -> dict:
         else None
     )
     run_config = embedder.run_config if embedder else _stored_config(checkpoint)
-    data = data_config(cfg, run_config)
+    settings = data_settings(cfg, run_config, overrides)
+    data = settings.data
     datamodule = build_datamodule(OmegaConf.create({"data": data}))
     datamodule.prepare_data()
     datamodule.setup()
@@ -235,10 +243,15 @@ def evaluate(cfg: DictConfig) -> dict:
     log.info(
         "evaluating %s on %d frames (%s) -> %s", _describe(embedder), len(frames), frames.root, out
     )
-    return _evaluate_into(out, cfg, datamodule, embedder, queries)
+    normalisation = checkpoint_normalisation(embedder.run_config if embedder.stage else None)
+    log.info("%s", settings.describe(normalisation))
+    used = {"data_settings": settings.record(), "normalisation": normalisation}
+    return _evaluate_into(out, cfg, datamodule, embedder, queries, used)
 
 
-def _evaluate_into(out: Path, cfg: DictConfig, datamodule, embedder: Embedder, queries) -> dict:
+def _evaluate_into(
+    out: Path, cfg: DictConfig, datamodule, embedder: Embedder, queries, used: dict
+) -> dict:
     frames, notes = datamodule.frames, list(datamodule.frames.notes)
     notes += [f"query {q.name}: {note}" for q in queries for note in q.notes]
     embeddings = embed_frames(embedder, datamodule, int(cfg.eval.batch_size))
@@ -253,6 +266,7 @@ def _evaluate_into(out: Path, cfg: DictConfig, datamodule, embedder: Embedder, q
     summary, per_query = compute_metrics(
         cfg, frames, embeddings.to(embedder.device), index, window, notes
     )
+    labels_warning = None if summary is None else single_label_warning(frames.labels[index])
     if per_query is not None:
         io.write_text(out / "per_query.csv", report.per_query_csv(frames, index, per_query))
     built = write_tables(out, cfg, frames, embeddings, embedder, queries)
@@ -266,6 +280,7 @@ def _evaluate_into(out: Path, cfg: DictConfig, datamodule, embedder: Embedder, q
         "labels": frames.labels is not None, "exclusion_window": window,
         "exclusion_window_source": window_source, "ks_requested": list(cfg.eval.ks),
         "metrics": summary, "metrics_skipped": None if summary else "the data has no labels",
+        "metrics_warning": labels_warning, **used,
         "positives_in_tables": {t.query.name: t.positives for t in built},
         "diagnostics": {k: diagnosis[k] for k in ("fraction_pairs_above_0.99", "effective_rank")},
         "embedding_dim": int(embeddings.shape[1]), "device": str(embedder.device),
@@ -309,6 +324,8 @@ def _log_summary(record: dict, out: Path) -> None:
             out,
         )
         return
+    if record["metrics_warning"]:
+        log.warning("metrics meaningless: %s", record["metrics_warning"])
     ranked = ", ".join(f"P@{k} {metrics[f'precision@{k}']:.3f}" for k in metrics["ks"])
     log.info(
         "%s split, %d queries (%d without relevant frames), exclusion window %g (%s): mAP %.4f, %s",
@@ -320,7 +337,7 @@ def _log_summary(record: dict, out: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> dict:
-    return run_task(evaluate, cfg)
+    return run_task(evaluate, cfg, list(HydraConfig.get().overrides.task))
 
 
 if __name__ == "__main__":

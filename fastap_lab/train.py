@@ -106,7 +106,7 @@ def evaluate_after_training(cfg: DictConfig, trainer: L.Trainer) -> dict | None:
 
     run_dir = Path(cfg.paths.output_dir)
     before = set(run_dir.glob("inference*"))
-    record = evaluate(evaluation_config(cfg, checkpoint))
+    record = evaluate(evaluation_config(cfg, checkpoint), list(cfg.get("eval_overrides") or []))
     written = sorted(set(run_dir.glob("inference*")) - before)
     if written:
         wandb_media.log_evaluation(trainer, written[-1], record)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from fastap_lab.errors import ConfigError, DataError
 
@@ -20,8 +21,9 @@ class SourceInfo(NamedTuple):
     """What an image looked like before decoding, for the notes."""
 
     mode: str  # PIL mode, or the pixel format of a video
-    size: tuple[int, int]  # (width, height)
+    size: tuple[int, int]  # (width, height), after the EXIF orientation
     pages: int = 1
+    oriented: bool = False  # an EXIF orientation turned / mirrored it upright
 
 
 def check_decode_settings(channels: int, image_size: int) -> None:
@@ -62,12 +64,26 @@ def to_channels_and_size(img: Image.Image, channels: int, image_size: int) -> np
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
+def upright(img: Image.Image) -> tuple[Image.Image, bool]:
+    """``img`` turned / mirrored as its EXIF orientation says (cameras and phones store JPEGs
+    sideways with that tag), and whether it had to be."""
+    try:
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except (SyntaxError, ValueError, OSError, struct.error, KeyError, IndexError, TypeError):
+        return img, False  # unreadable metadata: the pixels are still fine, keep them as stored
+    if orientation not in range(2, 9):  # 1 = upright; other values are not orientations
+        return img, False
+    return ImageOps.exif_transpose(img), True
+
+
 def _decode(path: Path, channels: int, image_size: int) -> tuple[np.ndarray, SourceInfo]:
     try:
         with Image.open(path) as img:
             img.load()  # decode now, so a truncated file fails here and not later
-            info = SourceInfo(img.mode, img.size, getattr(img, "n_frames", 1))
-            return to_channels_and_size(img, channels, image_size), info
+            pages = getattr(img, "n_frames", 1)
+            turned, oriented = upright(img)
+            info = SourceInfo(img.mode, turned.size, pages, oriented)
+            return to_channels_and_size(turned, channels, image_size), info
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(
             f"{path}: cannot read this image ({error}); re-export it as PNG or remove it "
@@ -125,6 +141,10 @@ def source_notes(
         notes.append(f"scaled {count_noun(high_depth, f'16-bit {noun}')} to 8 bit by own maximum")
     if alpha := sum(n for mode, n in modes.items() if mode in ("RGBA", "LA", "PA", "La", "RGBa")):
         notes.append(f"dropped the alpha channel of {count_noun(alpha, noun)}")
+    if oriented := sum(1 for i in infos if i.oriented):
+        notes.append(
+            f"turned {count_noun(oriented, noun)} upright as the EXIF orientation tag says"
+        )
     if multi_page := sum(1 for i in infos if i.pages > 1):
         notes.append(f"{count_noun(multi_page, noun)} have several pages; only the first is used")
     if len(sizes) > 1:

@@ -3,13 +3,17 @@
 Folder format (also what the phantom generator writes)::
 
     ROOT/frames/*        images: .png .jpg .jpeg .tif .tiff .bmp (8/16-bit; gray, RGB, RGBA, palette)
-    ROOT/labels.csv      columns frame,label [,time] [,video]; other columns are ignored.
-                         `frame` is the file name relative to ROOT/frames/ (subfolders allowed)
+    ROOT/labels.csv      columns frame,label [,time] [,video]; other numeric columns (e.g.
+                         displacement) are kept in FrameSet.extras, other text columns ignored.
+                         `frame` is the file name relative to ROOT/frames/ (subfolders allowed;
+                         an absolute name or one whose `..` leads outside frames/ is an error)
     ROOT/queries/*       optional query images
     ROOT/queries.csv     optional, columns query,label; an unlisted query image gets label 1
 
 Decoding rules (every image, frames and queries alike):
 
+* An EXIF orientation tag (JPEG / TIFF from cameras and phones) is applied first, as image
+  viewers do (``PIL.ImageOps.exif_transpose``); the frames it turned are counted in the notes.
 * 16-bit (and 32-bit / float) gray images are scaled to uint8 by their own maximum:
   ``round(value * 255 / max(image.max(), 1))``, negative values clipped to 0. Each image is scaled
   on its own, so brightness is not comparable across 16-bit frames.
@@ -31,6 +35,7 @@ first appearance. Images in frames/ that labels.csv does not list are ignored (w
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -63,6 +68,7 @@ class FrameSet:
     group_names: list[str]
     root: Path
     notes: list[str] = field(default_factory=list)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> float64 [N]
 
     def __len__(self) -> int:
         return len(self.names)
@@ -82,6 +88,7 @@ class FrameSet:
             groups=self.groups[index.to(self.groups.device)],
             group_names=list(self.group_names),
             notes=list(self.notes),
+            extras={name: values[index.to(values.device)] for name, values in self.extras.items()},
         )
 
 
@@ -111,7 +118,26 @@ def list_images(folder: Path) -> list[str]:
     return sorted(names, key=natural_key)
 
 
+def check_names_stay_inside(table: LabelTable, folder: Path) -> None:
+    """Every name of ``table`` is relative and stays inside ``folder`` (no absolute path, no
+    ``..`` leading out), so no file outside it is ever read. Checked on the text of the name:
+    symbolic links inside ``folder`` are followed as the user made them."""
+    for key, line in zip(table.keys, table.lines, strict=True):
+        normal = os.path.normpath(key)
+        if os.path.isabs(key) or Path(key).drive:
+            problem = "is an absolute path"
+        elif normal == os.pardir or normal.startswith(os.pardir + os.sep):
+            problem = f"leads outside {folder.name}/"
+        else:
+            continue
+        raise DataError(
+            f"{table.where} line {line}: {table.key_column} {key!r} {problem}; names are relative"
+            f" to {folder} (e.g. 'frame_0001.png' or 'sub/frame_0001.png'): fix the row"
+        )
+
+
 def check_listed_files_exist(table: LabelTable, folder: Path, available: list[str]) -> None:
+    check_names_stay_inside(table, folder)
     known = set(available)
     missing = [n for n in table.keys if n not in known and not (folder / n).is_file()]
     if missing:
@@ -163,6 +189,7 @@ def build_frameset(
         group_names=group_names,
         root=root,
         notes=notes,
+        extras={n: torch.tensor(v, dtype=torch.float64) for n, v in table.extras.items()},
     )
 
 

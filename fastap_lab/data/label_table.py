@@ -1,4 +1,11 @@
-"""labels.csv / queries.csv: parsed and validated rows (key, label, time, video), in file order."""
+"""labels.csv / queries.csv: parsed and validated rows (key, label, time, video), in file order.
+
+Columns beyond those are kept when numeric: a column whose every cell is a finite number
+becomes a named float column of :attr:`LabelTable.extras` (e.g. ``displacement``, the
+ground-truth respiratory displacement the phantoms write). The columns of
+:data:`NUMERIC_COLUMNS` must be numeric (a bad cell is an error naming its row); any other
+column with a non-numeric cell (comments, file names) is ignored, never rejected.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastap_lab.errors import DataError
+
+KNOWN_COLUMNS = ("label", "time", "video")  # besides the key column (frame / query)
+NUMERIC_COLUMNS = ("displacement",)  # extra columns that must hold a number in every row
 
 
 @dataclass
@@ -21,6 +31,7 @@ class LabelTable:
     times: list[float] | None = None
     videos: list[str] | None = None
     lines: list[int] = field(default_factory=list)  # line number of each row in the file
+    extras: dict[str, list[float]] = field(default_factory=dict)  # numeric extra columns
 
     @classmethod
     def from_keys(cls, path: Path, key_column: str, keys: list[str]) -> LabelTable:
@@ -60,15 +71,38 @@ def _parse_label(raw: str, where: str) -> int:
     return value
 
 
-def _parse_time(raw: str, where: str) -> float:
+def _finite(raw: str) -> float | None:
     try:
         value = float(raw)
     except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _parse_number(raw: str, where: str, column: str) -> float:
+    value = _finite(raw)
+    if value is None:
         problem = "is empty" if not raw else f"{raw!r} is not a finite number"
-        raise DataError(f"{where}: time {problem}; fix it or remove the 'time' column")
+        raise DataError(f"{where}: {column} {problem}; fix it or remove the '{column}' column")
     return value
+
+
+def _extra_columns(
+    columns: dict[str, int], key_column: str, values, at: list[str]
+) -> dict[str, list[float]]:
+    """The numeric extra columns {name: one float per row} (see the module docstring)."""
+    extras = {}
+    for name in columns:
+        if not name or name == key_column or name in KNOWN_COLUMNS:
+            continue
+        cells = values(name)
+        if name in NUMERIC_COLUMNS:
+            extras[name] = [_parse_number(v, a, name) for v, a in zip(cells, at, strict=True)]
+            continue
+        numbers = [_finite(v) for v in cells]
+        if None not in numbers:  # a text column (comments, file names): ignored
+            extras[name] = numbers
+    return extras
 
 
 def _check_unique(keys: list[str], lines: list[int], where: str, key_column: str) -> None:
@@ -84,7 +118,8 @@ def _check_unique(keys: list[str], lines: list[int], where: str, key_column: str
 
 
 def read_label_table(path: Path, *, key_column: str, need_label: bool) -> LabelTable:
-    """Parse and validate a CSV with columns ``key_column``, label [, time] [, video]."""
+    """Parse and validate a CSV with columns ``key_column``, label [, time] [, video] and any
+    extra columns (kept in ``extras`` when numeric, see the module docstring)."""
     where = f"{path.name} ({path})"
     header, rows = _read_csv(path, where, key_column)
     columns: dict[str, int] = {}
@@ -115,7 +150,10 @@ def read_label_table(path: Path, *, key_column: str, need_label: bool) -> LabelT
     if "label" in columns:
         table.labels = [_parse_label(v, a) for v, a in zip(column_values("label"), at, strict=True)]
     if "time" in columns:
-        table.times = [_parse_time(v, a) for v, a in zip(column_values("time"), at, strict=True)]
+        table.times = [
+            _parse_number(v, a, "time") for v, a in zip(column_values("time"), at, strict=True)
+        ]
     if "video" in columns:
         table.videos = column_values("video")
+    table.extras = _extra_columns(columns, key_column, column_values, at)
     return table

@@ -75,17 +75,19 @@ class MPerClassBatchSampler(Sampler[list[int]]):
 class EpochShuffleSampler(Sampler[int]):
     """A random permutation of ``range(n)`` per epoch, drawn from ``seed + epoch`` (Lightning
     calls :meth:`set_epoch` before each epoch) rather than from the global RNG, so the order
-    of an epoch is the same whether or not the run was resumed from a checkpoint."""
+    of an epoch is the same whether or not the run was resumed from a checkpoint.
+    ``length`` (<= n, default n): only the first ``length`` positions of each permutation."""
 
-    def __init__(self, n: int, seed: int = 0) -> None:
+    def __init__(self, n: int, seed: int = 0, length: int | None = None) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
+        self.length = n if length is None else length
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n
+        return self.length
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        yield from torch.randperm(self.n, generator=generator).tolist()
+        yield from torch.randperm(self.n, generator=generator)[: self.length].tolist()

@@ -9,11 +9,17 @@ Frames are converted with the rules of :mod:`fastap_lab.data.frames`: channels=1
 video's luma through FFmpeg's "gray" conversion, channels=3 its "rgb24" conversion; then each
 frame is resized to image_size x image_size (PIL bilinear). Without a ``time`` column the time of
 frame ``i`` is ``i / average frame rate`` in seconds (frame index when the rate is unknown).
+
+A video that decodes fewer frames than its container lists (a cut or damaged copy) is used as
+far as it decodes, with a warning naming both counts; when the CSV lists frames past that
+point, the error names the video (not the CSV) and both counts.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -30,6 +36,7 @@ from fastap_lab.data.frames import FrameSet, build_frameset
 from fastap_lab.data.label_table import LabelTable, read_label_table
 from fastap_lab.errors import DataError
 
+log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
 
 
@@ -64,12 +71,38 @@ def _cannot_decode(path: Path, reason: object) -> DataError:
     )
 
 
+@dataclass
+class DecodedVideo:
+    """What :func:`_decode_video` got out of a file."""
+
+    kept: dict[int, np.ndarray]  # {frame index: uint8 [C, S, S]} of the wanted frames
+    count: int  # frames decoded
+    rate: float | None  # average frame rate
+    info: SourceInfo
+    listed: int  # frames the container says it holds (0: it does not say)
+    expected: int  # about that many from its duration x frame rate (0: unknown)
+    stopped: str | None = None  # the decoder error that ended a damaged file early
+
+    def shortfall(self, path: Path) -> str | None:
+        """One line when fewer frames decode than the container lists (a cut / damaged file)."""
+        # Duration x average rate is approximate (variable frame rates): only a clear gap counts.
+        short_of_duration = not self.listed and self.count < 0.9 * self.expected - 1
+        if self.listed <= self.count and not short_of_duration and self.stopped is None:
+            return None
+        if self.listed:
+            listed = f"its container lists {self.listed} frames but"
+        elif short_of_duration:
+            listed = f"its duration and frame rate imply about {self.expected} frames but"
+        else:
+            listed = "only"
+        why = f"; decoding stopped at: {self.stopped}" if self.stopped else ""
+        return f"video {path}: {listed} {self.count} could be decoded (a cut or damaged file{why})"
+
+
 def _decode_video(
     path: Path, wanted: set[int] | None, channels: int, image_size: int
-) -> tuple[dict[int, np.ndarray], int, float | None, SourceInfo]:
-    """Kept frames {index: uint8 [C, S, S]}, frame count, average frame rate, source info."""
-    pixel_format = "gray" if channels == 1 else "rgb24"
-    kept, count = {}, 0
+) -> DecodedVideo:
+    """Decode every frame in order, keeping the ``wanted`` ones (all when None)."""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -78,16 +111,48 @@ def _decode_video(
             stream.thread_type = "AUTO"  # frame-parallel decoding; order is unchanged
             rate = float(stream.average_rate) if stream.average_rate else None
             info = SourceInfo(stream.codec_context.pix_fmt or "?", (stream.width, stream.height))
-            for frame in container.decode(stream):
-                if wanted is None or count in wanted:
-                    image = Image.fromarray(frame.to_ndarray(format=pixel_format))
-                    kept[count] = to_channels_and_size(image, channels, image_size)
-                count += 1
+            kept, count, stopped = _decode_frames(
+                container.decode(stream), wanted, channels, image_size
+            )
+            listed, expected = int(stream.frames or 0), _expected_frames(container, stream, rate)
     except (av.FFmpegError, OSError, ValueError) as error:
         raise _cannot_decode(path, error) from error
     if count == 0:
         raise _cannot_decode(path, "no frame could be decoded")
-    return kept, count, rate, info
+    return DecodedVideo(kept, count, rate, info, listed, expected, stopped)
+
+
+def _decode_frames(
+    frames, wanted: set[int] | None, channels: int, image_size: int
+) -> tuple[dict[int, np.ndarray], int, str | None]:
+    """(wanted frames {index: uint8 [C, S, S]}, frames decoded, the decoder error that ended
+    a truncated file early or None). An error before the first frame is raised."""
+    pixel_format = "gray" if channels == 1 else "rgb24"
+    kept, count = {}, 0
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return kept, count, None
+        except (av.FFmpegError, OSError, ValueError) as error:
+            if count == 0:
+                raise
+            return kept, count, " ".join(str(error).split())  # keep what decoded
+        if wanted is None or count in wanted:
+            image = Image.fromarray(frame.to_ndarray(format=pixel_format))
+            kept[count] = to_channels_and_size(image, channels, image_size)
+        count += 1
+
+
+def _expected_frames(container, stream, rate: float | None) -> int:
+    """Frames implied by the stream's (else the container's) duration at ``rate``; 0 unknown."""
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration:
+        seconds = container.duration / av.time_base
+    else:
+        return 0
+    return round(seconds * rate) if rate and math.isfinite(seconds) and seconds > 0 else 0
 
 
 def load_video(
@@ -119,25 +184,33 @@ def load_video(
             raise DataError(f"labels CSV {labels_csv} for video {path.name} does not exist")
         table = read_label_table(labels_csv, key_column="frame", need_label=require_labels)
     indices = None if table is None else _frame_indices(table)
-    kept, count, rate, info = _decode_video(
-        path, None if indices is None else set(indices), channels, image_size
-    )
+    video = _decode_video(path, None if indices is None else set(indices), channels, image_size)
+    count, shortfall = video.count, video.shortfall(path)
     if indices is None:
         indices = list(range(count))
         table = LabelTable.from_keys(path, "frame", [str(i) for i in indices])
     if beyond := [(i, n) for i, n in zip(indices, table.lines, strict=True) if i >= count]:
         index, line = beyond[0]
+        if shortfall:  # the CSV may well be right: the video lost its end
+            raise DataError(
+                f"{shortfall}; {table.where} line {line} lists frame {index} ({len(beyond)}"
+                " row(s) beyond the decoded frames): copy or export the whole video again"
+            )
         raise DataError(
             f"{table.where} line {line}: frame index {index} is beyond the video {path.name}, "
             f"which has {count} frames (indices 0..{count - 1}); {len(beyond)} row(s) affected"
         )
-    notes = source_notes([info] * len(indices), channels=channels, image_size=image_size)
+    notes = source_notes([video.info] * len(indices), channels=channels, image_size=image_size)
+    if shortfall:
+        log.warning("%s; using those %d", shortfall, count)
+        notes.append(f"{shortfall}; using those {count}")
     times = np.asarray(indices, dtype=np.float64)
+    rate = video.rate
     if rate and math.isfinite(rate) and rate > 0:
         times = times / rate
     else:
         notes.append(f"{path.name} has no frame rate; times are frame indices")
     return build_frameset(
-        np.stack([kept[i] for i in indices]), table, names=[f"{path.name}#{i}" for i in indices],
+        np.stack([video.kept[i] for i in indices]), table, names=[f"{path.name}#{i}" for i in indices],
         root=path.parent, notes=notes, default_times=times, default_group=path.name,
     )  # fmt: skip

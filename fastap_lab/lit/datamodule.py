@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
@@ -13,6 +15,7 @@ from fastap_lab.data.splits import split_frames
 from fastap_lab.errors import ConfigError
 
 SAMPLERS = ("random", "m_per_class")
+log = logging.getLogger(__name__)
 
 
 class FramesDataModule(L.LightningDataModule):
@@ -52,6 +55,7 @@ class FramesDataModule(L.LightningDataModule):
         if batch_size < 1 or eval_batch_size < 1:
             raise ConfigError(f"data.batch_size={batch_size}: must be >= 1")
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        check_training_batch_size(batch_size)
         self.sampler, self.m_per_class = sampler, m_per_class
         self.drop_last, self.num_workers = drop_last, num_workers
         self.frames = None
@@ -79,10 +83,13 @@ class FramesDataModule(L.LightningDataModule):
         # Training order comes from (seed, epoch) alone, and the loader gets its own generator
         # so creating it never consumes the global RNG: a resumed run sees the same batches.
         seed = torch.initial_seed() % 2**31
+        sampler = (
+            EpochShuffleSampler(index.numel(), seed, self._frames_per_epoch()) if train else None
+        )
         return DataLoader(
             FrameBatchDataset(self.frames, index),
             batch_size=self.batch_size if train else self.eval_batch_size,
-            sampler=EpochShuffleSampler(index.numel(), seed) if train else None,
+            sampler=sampler,
             generator=torch.Generator().manual_seed(seed),
             drop_last=self.drop_last and train,
             num_workers=self.num_workers,
@@ -112,9 +119,47 @@ class FramesDataModule(L.LightningDataModule):
             collate_fn=collate_batch,
         )
 
+    def _frames_per_epoch(self) -> int:
+        """Training frames drawn per epoch: all of them, unless data.drop_last=false would leave
+        a last batch of 1 frame (on some rank, under DDP), which BatchNorm cannot train on:
+        then just enough frames (a different random choice each epoch) are left out."""
+        count = self.train_index.numel()
+        if count < 2:
+            raise ConfigError(
+                f"data: {count} training frame(s) after the split; training needs at least 2"
+                " (lower data.val_fraction or data.split_gap, or use data.split=none)"
+            )
+        world = self.trainer.world_size if self.trainer is not None else 1
+        per_rank = -(-count // world)  # DistributedSampler pads every rank to this many
+        if self.drop_last or per_rank % self.batch_size != 1:
+            return count
+        drawn = (per_rank - 1) * world
+        if drawn == 0:
+            raise ConfigError(
+                f"data: {count} training frames for {world} processes leave 1 frame per batch;"
+                " BatchNorm needs 2: use fewer devices or more training frames"
+            )
+        log.warning(
+            "data.drop_last=false: %d training frames in batches of %d would end with a batch of"
+            " 1 frame, which BatchNorm cannot train on; %d frame(s) left out per epoch (a"
+            " different random choice each epoch)",
+            count, self.batch_size, count - drawn,
+        )  # fmt: skip
+        return drawn
+
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_index, train=False)
 
     def all_dataloader(self) -> DataLoader:
         """Every frame in order (for embedding export / evaluation on all frames)."""
         return self._loader(torch.arange(len(self.frames)), train=False)
+
+
+def check_training_batch_size(batch_size: int) -> None:
+    """A training batch needs 2+ frames: BatchNorm's batch statistics and every pair-based
+    loss (SimSiam's two views of a batch, FastAP's ranking) are undefined on one frame."""
+    if batch_size == 1:
+        raise ConfigError(
+            "data.batch_size=1: training needs at least 2 frames per batch (BatchNorm and the"
+            " losses compare frames within a batch); use data.batch_size=2 or more"
+        )

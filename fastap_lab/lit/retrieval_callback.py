@@ -21,7 +21,7 @@ import math
 import lightning as L
 import torch
 
-from fastap_lab.retrieval.metrics import summarize
+from fastap_lab.retrieval.metrics import cutoffs_within_gallery, single_label_warning, summarize
 from fastap_lab.retrieval.search import evaluate_all_vs_all
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ class RetrievalEvaluation(L.Callback):
     """Args:
     every_n_epochs: evaluate after epochs ``n-1, 2n-1, …`` (and never when 0).
     ks: cut-offs of precision@k / recall@k; those larger than the split's gallery are
-        skipped (one info message), so metric names stay what they say.
+        dropped (one info message), as evaluation does
+        (:func:`fastap_lab.retrieval.metrics.cutoffs_within_gallery`).
     exclusion_window: same-video frames within this many time units of the query are left
         out of its gallery (None: the datamodule's split_gap).
     split: ``val`` (held-out frames) or ``all``.
@@ -91,12 +92,12 @@ class RetrievalEvaluation(L.Callback):
 
     def metrics(self, embeddings, frames, index, datamodule) -> dict[str, float]:
         device = embeddings.device
-        gallery = index.numel() - 1
-        ks = [k for k in self.ks if k <= gallery]
-        if len(ks) < len(self.ks):
+        ks, note = cutoffs_within_gallery(self.ks, index.numel() - 1)
+        if note:
+            self._say_once("ks", f"val/ metrics of the {self.split} split: {note}")
+        if warning := single_label_warning(frames.labels[index]):
             self._say_once(
-                "ks",
-                f"val/precision@k for k > {gallery} not logged: the {self.split} split has {gallery + 1} frames",
+                "one_label", f"val/mAP of the {self.split} split: {warning}", logging.WARNING
             )
         window = self.exclusion_window
         window = float(datamodule.split.get("gap", 0.0) if window is None else window)
@@ -108,10 +109,10 @@ class RetrievalEvaluation(L.Callback):
         names = ["mAP", "r_precision", *(f"{m}@{k}" for m in ("precision", "recall") for k in ks)]
         return {f"val/{name}": summary[name] for name in names}
 
-    def _say_once(self, key: str, message: str) -> None:
+    def _say_once(self, key: str, message: str, level: int = logging.INFO) -> None:
         if key not in self._said:
             self._said.add(key)
-            log.info(message)
+            log.log(level, message)
 
 
 def share_buffers_of_rank_zero(trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -16,7 +16,7 @@ def evaluate_run(run_dir: Path, overrides: list[str] = ()) -> Path:
     base = [f"ckpt_path={run_dir}", f"paths.output_dir={run_dir}"]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("evaluate", overrides=[*base, *overrides])
-    evaluate(cfg)
+    evaluate(cfg, [*base, *overrides])
     from fastap_lab.report.collect import newest_inference
 
     return newest_inference(run_dir)

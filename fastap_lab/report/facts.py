@@ -60,7 +60,8 @@ def metric_names(metrics: dict) -> list[str]:
 
 
 def top_k_column(per_query: list[dict]) -> str | None:
-    """``precision@10``, or the largest logged precision@k with k ≤ 10 (k clipped to the gallery)."""
+    """``precision@10``, or the largest logged precision@k with k ≤ 10 (a k beyond the
+    gallery is not logged)."""
     if not per_query:
         return None
     ks = [int(c.split("@")[1]) for c in per_query[0] if c.startswith("precision@")]

@@ -1,6 +1,12 @@
 """Exact retrieval metrics (equal to scikit-learn's AP, negative scores included) and chunked search."""
 
-from fastap_lab.retrieval.metrics import metric_names, ranking_metrics, summarize
+from fastap_lab.retrieval.metrics import (
+    cutoffs_within_gallery,
+    metric_names,
+    ranking_metrics,
+    single_label_warning,
+    summarize,
+)
 from fastap_lab.retrieval.search import (
     GalleryExclusion,
     evaluate_all_vs_all,
@@ -10,10 +16,12 @@ from fastap_lab.retrieval.search import (
 
 __all__ = [
     "GalleryExclusion",
+    "cutoffs_within_gallery",
     "evaluate_all_vs_all",
     "evaluate_embeddings",
     "metric_names",
     "ranking_metrics",
+    "single_label_warning",
     "summarize",
     "topk_search",
 ]

@@ -45,6 +45,44 @@ def metric_names(ks: Sequence[int]) -> list[str]:
     return [*names, "r_precision", "map@r"]
 
 
+def cutoffs_within_gallery(ks: Sequence[int], gallery_size: int) -> tuple[list[int], str | None]:
+    """The cut-offs of precision@K / recall@K for an all-vs-all evaluation whose galleries hold
+    ``gallery_size`` items (the evaluation set minus the query): one policy for the training
+    callback (``val/…``) and for evaluation (``inference/…``).
+
+    A K larger than the gallery is **dropped**, not clipped to the gallery size: a metric named
+    precision@K always means the top K, and no metric appears that was not asked for.
+
+    Returns:
+        (the kept K, sorted and without repeats; a note naming the dropped K, or None).
+    """
+    kept = sorted({int(k) for k in ks if k <= gallery_size})
+    dropped = sorted({int(k) for k in ks if k > gallery_size})
+    if not dropped:
+        return kept, None
+    named = ", ".join(f"k={k}" for k in dropped)
+    verb = "is" if len(dropped) == 1 else "are"
+    return kept, (
+        f"{named} {verb} larger than the gallery ({gallery_size} frames): not computed"
+        " (precision@K / recall@K only for K up to the gallery size)"
+    )
+
+
+def single_label_warning(labels: Tensor) -> str | None:
+    """A warning when every item of an evaluation set has the same label (int64 [N]): then
+    every gallery item is relevant to every query, so AP and R-precision are 1 (and P@K the
+    share of valid items in the top K) whatever the ranking: the metrics say nothing about the
+    embedding. None when there are two labels or more."""
+    values = labels.unique()
+    if values.numel() != 1:
+        return None
+    return (
+        f"all {labels.numel()} evaluated frames have label {int(values[0])}: every frame is"
+        " relevant to every query, so mAP is 1 and no metric depends on the embedding;"
+        " evaluate frames of at least two labels"
+    )
+
+
 def ranking_metrics(
     scores: Tensor,
     relevant: Tensor,
