@@ -23,8 +23,8 @@ def _breathing_square(n: int = 40, size: int = 32, travel_px: int = 2) -> tuple:
     return images, phase
 
 
-def _pixels(x: torch.Tensor) -> torch.Tensor:
-    return x.flatten(1) - 0.5
+def _pixels(images: torch.Tensor) -> torch.Tensor:
+    return images.flatten(1).float() / 255.0 - 0.5
 
 
 def test_large_shift_is_unsafe_and_mild_noise_is_safe():
@@ -47,7 +47,7 @@ def test_ops_switched_off_are_not_audited_and_probabilistic_ops_fire():
 
 def test_breathing_distance_exceeds_floor_when_the_phase_shows():
     images, phase = _breathing_square(travel_px=6)
-    embeddings = torch.nn.functional.normalize(_pixels(images.float() / 255).double(), dim=1)
+    embeddings = torch.nn.functional.normalize(_pixels(images).double(), dim=1)
     breathing, floor = breathing_distances(embeddings, phase)
     assert breathing > floor + 0.5
 
@@ -58,3 +58,30 @@ def test_constant_phase_and_mismatched_lengths_are_refused():
         audit_augmentations(images, torch.zeros_like(phase), _pixels, {"noise": 0.1})
     with pytest.raises(DataError, match="same number"):
         audit_augmentations(images, phase[:-1], _pixels, {"noise": 0.1})
+
+
+PHANTOM = [
+    "data.phantom.num_frames=96",
+    "data.phantom.image_size=32",
+    "data.phantom.num_breath_holds=1",
+    "data.phantom.hold_seconds=[4.0,5.0]",
+    "data.image_size=32",
+]
+
+
+def test_cli_writes_the_audit_and_refuses_a_bad_value(cli, tmp_path):
+    import json
+
+    done = cli("audit", *PHANTOM, "augment=simclr", "out=audit")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "audit" / "audit.json").read_text())
+    assert record["phase_source"] == "labels.csv displacement column"
+    ops = [row["op"] for row in record["ops"]]
+    assert ops[:2] == ["shift", "zoom"] and "remap" not in ops  # simclr has remap off
+    assert set(record["unsafe"]) <= set(ops)
+    assert "| shift |" in (tmp_path / "audit" / "audit.md").read_text()
+    again = cli("audit", *PHANTOM, "out=audit")
+    assert again.returncode == 0 and (tmp_path / "audit-2" / "audit.csv").is_file()
+    bad = cli("audit", *PHANTOM, "audit.max_frames=2")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == ["error: audit.max_frames=2: must be >= 8"]

@@ -99,6 +99,10 @@ def _same(a, b) -> bool:
     return float(a) == float(b)
 
 
+def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+    return (images * 255.0).round().clamp(0, 255).to(torch.uint8)
+
+
 def _extreme_indices(phase: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
     count = max(2, int(round(fraction * phase.numel())))
     order = phase.argsort()
@@ -147,8 +151,9 @@ def audit_augmentations(
         images: uint8 [N, C, H, W] frames of one sequence.
         phase: [N] respiratory phase (ground-truth displacement or a surrogate; its sign and
             scale do not matter, only which frames are at the two ends).
-        embed: float frames in [0, 1] (not standardised) [B, C, H, W] -> embeddings [B, D]
-            (L2-normalised here).
+        embed: uint8 frames [B, C, H, W] -> embeddings [B, D] (L2-normalised here), e.g. an
+            evaluation :class:`~fastap_lab.evaluation.embed.Embedder`'s ``embed``. Augmented
+            frames are rounded back to uint8 for it (an error of at most 1/510 per pixel).
         preset: FrameAugment keyword arguments (an ``augment`` config without ``_target_``).
         repeats: random draws of each op per frame (their distances are pooled).
 
@@ -161,7 +166,7 @@ def audit_augmentations(
             " need the same number, at least 8"
         )
     with torch.no_grad():
-        clean = torch.nn.functional.normalize(embed(images.float() / 255.0).double(), dim=1)
+        clean = torch.nn.functional.normalize(embed(images).double(), dim=1)
         breathing, floor = breathing_distances(clean, phase, extreme_fraction)
         rows = []
         for op in OPS:
@@ -172,7 +177,8 @@ def audit_augmentations(
             torch.manual_seed(seed)
             moved = [
                 (
-                    torch.nn.functional.normalize(embed(augment(images)).double(), dim=1) - clean
+                    torch.nn.functional.normalize(embed(_to_uint8(augment(images))).double(), dim=1)
+                    - clean
                 ).norm(dim=1)
                 for _ in range(repeats)
             ]
