@@ -7,7 +7,22 @@ import torch
 from fastap_lab.checkpoints import checkpoint_stage, load_checkpoint, load_submodule
 from fastap_lab.errors import CheckpointError, ConfigError
 from fastap_lab.lit.base import StageModule
+from fastap_lab.losses.objectives import scale_phase
 from fastap_lab.models import EmbeddingHead, Projector
+from fastap_lab.respiration.pipeline import surrogate_from_frames
+
+
+def training_phase(datamodule) -> torch.Tensor:
+    """Respiratory phase float [N_frames] from the training frames' images alone (0..1 over the
+    breathing range; NaN for held-out frames, which never reach a training batch), so
+    ``loss.positives=surrogate`` never looks at held-out frames or at any label."""
+    frames, train = datamodule.frames, datamodule.train_index
+    surrogate = surrogate_from_frames(
+        frames.images[train], frames.times[train], frames.groups[train]
+    )
+    phase = torch.full((len(frames),), float("nan"))
+    phase[train] = scale_phase(surrogate.values)
+    return phase
 
 
 class FastAPModule(StageModule):
@@ -78,6 +93,8 @@ class FastAPModule(StageModule):
         # parts run in eval mode (no BatchNorm drift) however the module was handled before.
         self.train()
         datamodule = self.trainer.datamodule
+        if self.objective.positives == "surrogate" and datamodule is not None:
+            self.objective.set_phase(training_phase(datamodule))
         if self.objective.positives != "labels" or datamodule is None:
             return
         if datamodule.frames.labels is None:

@@ -7,7 +7,7 @@ import torch
 from fastap_lab.errors import ConfigError
 from fastap_lab.losses.fastap import fastap_loss
 
-POSITIVE_MODES = ("views", "labels", "temporal")
+POSITIVE_MODES = ("views", "labels", "temporal", "surrogate")
 
 
 class FastAPObjective:
@@ -20,6 +20,10 @@ class FastAPObjective:
             ``labels`` — same label (``use_labels=true``); ``temporal`` — frames within
             ``window`` time units of each other in the same video.
         window: the temporal window (``time`` units: seconds, or frame steps without a time column).
+        tolerance: ``surrogate`` — frames whose respiratory surrogate (scaled so the breathing
+            range is 0..1, see :func:`scale_phase`) differs by at most ``tolerance`` are
+            positives, whichever breathing cycle they come from. No labels needed; the
+            surrogate is given per frame with :meth:`set_phase` before training.
     """
 
     def __init__(
@@ -29,13 +33,19 @@ class FastAPObjective:
         sigma: float | None = None,
         positives: str = "views",
         window: float = 1.0,
+        tolerance: float = 0.1,
     ) -> None:
         if positives not in POSITIVE_MODES:
             raise ConfigError(f"loss.positives={positives!r}: choose one of {list(POSITIVE_MODES)}")
         if positives == "temporal" and window <= 0:
             raise ConfigError(f"loss.window={window}: must be > 0 for loss.positives=temporal")
+        if positives == "surrogate" and not 0 < tolerance < 1:
+            raise ConfigError(
+                f"loss.tolerance={tolerance}: must be in (0, 1) (a share of the breathing range)"
+            )
         self.bins, self.kernel, self.sigma = bins, kernel, sigma
-        self.positives, self.window = positives, float(window)
+        self.positives, self.window, self.tolerance = positives, float(window), float(tolerance)
+        self.phase: torch.Tensor | None = None
         # Validate bins / kernel / sigma now, not at the first training step.
         fastap_loss(
             torch.eye(2), torch.eye(2, dtype=torch.bool), bins=bins, kernel=kernel, sigma=sigma
@@ -46,6 +56,11 @@ class FastAPObjective:
         """Augmented views per frame in a batch."""
         return 2 if self.positives == "views" else 1
 
+    def set_phase(self, phase: torch.Tensor) -> None:
+        """The respiratory phase of every frame, float [N_frames] indexed like batches' ``index``
+        (already scaled to the 0..1 breathing range); needed by ``positives=surrogate``."""
+        self.phase = phase.detach().float()
+
     def positive_mask(
         self, index: torch.Tensor, labels: torch.Tensor, times: torch.Tensor, groups: torch.Tensor
     ) -> torch.Tensor:
@@ -54,9 +69,14 @@ class FastAPObjective:
             same = index.unsqueeze(0) == index.unsqueeze(1)
         elif self.positives == "labels":
             same = labels.unsqueeze(0) == labels.unsqueeze(1)
-        else:
+        elif self.positives == "temporal":
             close = (times.unsqueeze(0) - times.unsqueeze(1)).abs() <= self.window
             same = close & (groups.unsqueeze(0) == groups.unsqueeze(1))
+        else:
+            if self.phase is None:
+                raise ConfigError("loss.positives=surrogate: no respiratory surrogate was set")
+            phase = self.phase.to(index.device)[index]
+            same = (phase.unsqueeze(0) - phase.unsqueeze(1)).abs() <= self.tolerance
         return same & ~torch.eye(index.numel(), dtype=torch.bool, device=index.device)
 
     def __call__(
@@ -71,3 +91,13 @@ class FastAPObjective:
             sigma=self.sigma,
             anchors=anchors,
         )
+
+
+def scale_phase(surrogate: torch.Tensor, low: float = 0.01, high: float = 0.99) -> torch.Tensor:
+    """float [N] -> float [N] with its ``low`` and ``high`` quantiles at 0 and 1 (clipped):
+    the breathing range as 0..1, robust to a few outlying frames. Sign is kept."""
+    values = surrogate.double()
+    bottom, top = torch.quantile(values, low), torch.quantile(values, high)
+    if top <= bottom:
+        raise ConfigError("loss.positives=surrogate: the surrogate is constant over the frames")
+    return ((values - bottom) / (top - bottom)).clamp(0.0, 1.0).float()
