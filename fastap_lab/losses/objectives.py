@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from fastap_lab.errors import ConfigError
-from fastap_lab.losses.fastap import fastap_loss
+from fastap_lab.losses.fastap import fastap_loss, positives_from_labels, positives_from_times
 
 POSITIVE_MODES = ("views", "labels", "temporal")
 
@@ -51,13 +51,11 @@ class FastAPObjective:
     ) -> torch.Tensor:
         """BoolTensor [N, N] (diagonal False) from per-item frame index / label / time / video [N]."""
         if self.positives == "views":
-            same = index.unsqueeze(0) == index.unsqueeze(1)
-        elif self.positives == "labels":
-            same = labels.unsqueeze(0) == labels.unsqueeze(1)
-        else:
-            close = (times.unsqueeze(0) - times.unsqueeze(1)).abs() <= self.window
-            same = close & (groups.unsqueeze(0) == groups.unsqueeze(1))
-        return same & ~torch.eye(index.numel(), dtype=torch.bool, device=index.device)
+            return positives_from_labels(index)
+        if self.positives == "labels":
+            return positives_from_labels(labels)
+        # The one temporal rule (|dt| <= window, same video), shared with the mask builders.
+        return positives_from_times(times, self.window, groups)
 
     def __call__(
         self, embeddings: torch.Tensor, positives: torch.Tensor, anchors: torch.Tensor | None = None
