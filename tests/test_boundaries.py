@@ -112,6 +112,60 @@ def test_block_and_video_counts_at_their_limits():
     assert three_videos[val].unique().numel() == 1 and three_videos[train].unique().numel() == 2
 
 
+def test_gap_with_one_frame_blocks_matches_brute_force():
+    # Blocks of one frame: the held-out frames are times 2 and 7 (evenly spaced), so a training
+    # frame between them must be compared with both neighbours (6 is 1 from 7, 4 from 2).
+    times, groups = torch.arange(10).double(), torch.zeros(10, dtype=torch.long)
+    train, val = split_frames(times, groups, val_fraction=0.2, num_blocks=10, gap=1.0)
+    assert val.tolist() == [2, 7]
+    assert train.tolist() == [0, 4, 5, 9]
+
+
+def test_gap_zero_keeps_a_training_frame_at_the_time_of_a_held_out_one():
+    # gap 0 disables the gap: a training frame with the very time of a held-out frame stays.
+    times = torch.tensor([0.0, 1.0, 2.0, 3.0, 3.0, 4.0, 5.0, 6.0])
+    groups = torch.zeros(8, dtype=torch.long)
+    train, val = split_frames(times, groups, val_fraction=0.5, num_blocks=2, gap=0.0)
+    assert train.tolist() == [0, 1, 2, 3] and val.tolist() == [4, 5, 6, 7]
+
+
+def test_equal_times_are_split_in_index_order():
+    # Stable ordering: of equal times the lower index goes to the earlier block.
+    times, groups = torch.zeros(4000, dtype=torch.float64), torch.zeros(4000, dtype=torch.long)
+    train, val = split_frames(times, groups, val_fraction=0.5, num_blocks=2)
+    assert train.tolist() == list(range(2000)) and val.tolist() == list(range(2000, 4000))
+
+
+def test_video_split_needs_two_videos():
+    times = torch.arange(20).double()
+    train, val = split_frames(times, torch.arange(20) // 10, split="video", val_fraction=0.5)
+    assert train.tolist() == list(range(10)) and val.tolist() == list(range(10, 20))
+    with pytest.raises(ConfigError) as raised:
+        split_frames(times, torch.zeros(20, dtype=torch.long), split="video")
+    assert str(raised.value) == (
+        "data.split=video: the data has a single video; add a `video` column to labels.csv"
+        " or use data.split=blocks"
+    )
+
+
+def test_too_many_blocks_says_what_to_do():
+    with pytest.raises(ConfigError) as raised:
+        split_frames(torch.arange(5).double(), torch.zeros(5, dtype=torch.long), num_blocks=6)
+    assert str(raised.value) == (
+        "data.num_blocks=6: video 0 has only 5 frames; lower data.num_blocks or use data.split=none"
+    )
+
+
+def test_a_gap_that_leaves_no_training_frame_says_what_to_do():
+    times, groups = torch.arange(20).double(), torch.zeros(20, dtype=torch.long)
+    with pytest.raises(ConfigError) as raised:
+        split_frames(times, groups, val_fraction=0.5, num_blocks=2, gap=10.0)
+    assert str(raised.value) == (
+        "data.split=blocks: no training frames left (gap=10.0, val_fraction=0.5);"
+        " lower data.split_gap or data.val_fraction, or use data.split=none"
+    )
+
+
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
 def test_val_fraction_outside_the_open_interval_is_refused(fraction):
     times, groups = torch.arange(50).double(), torch.zeros(50, dtype=torch.long)

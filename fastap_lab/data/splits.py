@@ -66,7 +66,11 @@ def check_split_settings(split: str, val_fraction: float) -> None:
 
 
 def _evenly_spaced(count: int, chosen: int) -> list[int]:
-    return sorted({min(count - 1, int((j + 0.5) * count / chosen)) for j in range(chosen)})
+    """``chosen`` of ``range(count)`` (1 <= chosen <= count), each the middle of its share.
+
+    (j + 0.5) / chosen < 1 for every j < chosen, so each index is below ``count``.
+    """
+    return sorted({int((j + 0.5) * count / chosen) for j in range(chosen)})
 
 
 def _held_out_blocks(
