@@ -327,6 +327,26 @@ def test_triangular_never_allocates_a_pairs_by_bins_tensor():
     assert n * n <= seen.largest <= 2 * n * n
 
 
+@pytest.mark.parametrize(
+    ("bins", "sigma", "window"), [(100, 0.05, 19), (10, 0.3, 11), (100, 0.001, 5)]
+)
+def test_gaussian_touches_only_the_centres_within_six_sigmas(bins, sigma, window):
+    # The window holds 2·(ceil(6σ / Δ) + 1) + 1 centres (all bins + 1 when that is more), so
+    # the largest tensor is the [N, N, window] weights: cost O(N²·window), not O(N²·bins).
+    n = 64
+    embeddings = torch.randn(n, 8, generator=torch.Generator().manual_seed(5)).requires_grad_(True)
+    positives = positives_from_labels(torch.arange(n) // 4)
+    with LargestTensorSeen() as seen:
+        fastap_loss(embeddings, positives, bins=bins, kernel="gaussian", sigma=sigma).backward()
+    assert seen.largest == n * n * window
+
+
+def test_positive_masks_defaults_and_errors():
+    assert torch.equal(positives_from_views(4), positives_from_labels(torch.arange(4).repeat(2)))
+    with pytest.raises(ConfigError, match=r"window=-1\.0: the time window must be >= 0"):
+        positives_from_times(torch.zeros(3), -1.0)
+
+
 def test_far_gaussian_tails_give_finite_gradients_in_float32():
     # An anchor whose every neighbour sits at squared distance 0.55: with bins=10 and
     # sigma=0.0379 (an Optuna trial that diverged at step 1), centre 0 receives ~4e-43 of mass,
