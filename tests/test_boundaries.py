@@ -148,6 +148,14 @@ def test_video_split_needs_two_videos():
     )
 
 
+def test_default_is_ten_blocks_with_a_fifth_held_out():
+    times, groups = torch.arange(100).double(), torch.zeros(100, dtype=torch.long)
+    train, val = split_frames(times, groups)
+    # 10 blocks of 10 frames; 2 held out, evenly spaced: blocks 2 and 7.
+    assert val.tolist() == list(range(20, 30)) + list(range(70, 80))
+    assert train.numel() == 80
+
+
 def test_too_many_blocks_says_what_to_do():
     with pytest.raises(ConfigError) as raised:
         split_frames(torch.arange(5).double(), torch.zeros(5, dtype=torch.long), num_blocks=6)

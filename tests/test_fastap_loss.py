@@ -11,6 +11,7 @@ from fastap_lab.losses.fastap import (
     positives_from_times,
     positives_from_views,
     soft_histograms,
+    split_histograms,
 )
 
 
@@ -339,6 +340,40 @@ def test_gaussian_touches_only_the_centres_within_six_sigmas(bins, sigma, window
     with LargestTensorSeen() as seen:
         fastap_loss(embeddings, positives, bins=bins, kernel="gaussian", sigma=sigma).backward()
     assert seen.largest == n * n * window
+
+
+def test_loss_messages_say_what_to_do():
+    x, eye = torch.randn(4, 3), torch.eye(4, dtype=torch.bool)
+    expected = {
+        "loss.sigma=0.05: only the gaussian kernel uses sigma (the triangular one is one bin"
+        " wide, 4 / loss.bins); set loss.sigma=null or loss.kernel=gaussian": {"sigma": 0.05},
+        "loss.sigma=0: loss.kernel=gaussian needs a bandwidth > 0 in squared-distance units"
+        " (range [0, 4]), e.g. loss.sigma=0.05 with loss.bins=100": {
+            "kernel": "gaussian",
+            "sigma": 0,
+        },
+        "loss.kernel='box': must be one of triangular, gaussian": {"kernel": "box"},
+    }
+    for message, kwargs in expected.items():
+        with pytest.raises(ConfigError) as raised:
+            fastap_loss(x, eye, **kwargs)
+        assert str(raised.value) == message
+
+
+def test_documented_defaults():
+    # fastap_loss and split_histograms default to the paper's triangular kernel with 10 bins.
+    embeddings, labels = random_case(20, 4, num_labels=3, seed=9)
+    positives = positives_from_labels(labels)
+    torch.testing.assert_close(
+        fastap_loss(embeddings, positives), fastap_loss(embeddings, positives, bins=10)
+    )
+    assert fastap_loss(embeddings, positives) != fastap_loss(embeddings, positives, bins=11)
+    distances = torch.rand(3, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    mask = torch.ones(3, 8, dtype=torch.bool)
+    torch.testing.assert_close(
+        split_histograms(distances, mask, mask, 10),
+        split_histograms(distances, mask, mask, 10, kernel="triangular"),
+    )
 
 
 def test_positive_masks_defaults_and_errors():
