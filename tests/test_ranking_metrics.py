@@ -209,3 +209,20 @@ def test_summarize_skips_the_count_wherever_it_is_and_gives_nan_without_relevant
     none_relevant = summarize({name: values[1:2] for name, values in per_query.items()})
     assert math.isnan(none_relevant["mAP"]) and math.isnan(none_relevant["precision@1"])
     assert none_relevant["num_queries_without_relevant"] == 1
+
+
+def test_more_queries_than_gallery_items_in_small_blocks(monkeypatch):
+    scores, relevant, valid = random_problem(seed=11, num_queries=50, num_gallery=20, masked=True)
+    reference = ranking_metrics(scores, relevant, KS, valid)
+    monkeypatch.setattr("fastap_lab.retrieval.metrics._BLOCK_ENTRIES", 3 * scores.shape[1])
+    blocked = ranking_metrics(scores, relevant, KS, valid)
+    expected = brute_force(scores, relevant, valid, KS)
+    for name, values in expected.items():
+        np.testing.assert_allclose(blocked[name].numpy(), values, atol=1e-12, err_msg=name)
+        torch.testing.assert_close(blocked[name], reference[name], equal_nan=True)
+
+
+def test_empty_gallery_gives_a_nan_row_per_query():
+    per_query = ranking_metrics(torch.zeros(3, 0), torch.zeros(3, 0, dtype=torch.bool), ks=(1,))
+    assert per_query["num_relevant"].tolist() == [0, 0, 0]
+    assert all(torch.isnan(per_query[name]).all() for name in ("ap", "precision@1", "map@r"))
