@@ -103,6 +103,10 @@ TRAIN_CASES = [
     ("batch_larger_than_data", write_frames, ["data.batch_size=64"], ["data.batch_size=64", "data.drop_last"]),
     ("bins_zero", write_frames, ["model=fastap", "loss=fastap", "loss.bins=0"], ["loss.bins=0"]),
     ("negative_sigma", write_frames, ["model=fastap", "loss=fastap", "loss.kernel=gaussian", "loss.sigma=-0.1"], ["loss.sigma=-0.1"]),
+    ("sigma_zero", write_frames, ["model=fastap", "loss=fastap", "loss.kernel=gaussian", "loss.sigma=0"], ["loss.sigma=0"]),
+    ("batch_size_zero", write_frames, ["data.batch_size=0"], ["data.batch_size=0", ">= 1"]),
+    ("val_fraction_one", write_frames, ["data.val_fraction=1.0"], ["data.val_fraction=1.0", "(0, 1)"]),
+    ("val_fraction_zero", write_frames, ["data.val_fraction=0"], ["data.val_fraction=0", "(0, 1)"]),
     ("resume_missing_checkpoint", write_frames, ["ckpt_path=ROOT/nope.ckpt"], ["ckpt_path=", "nope.ckpt"]),
 ]  # fmt: skip
 

@@ -1,4 +1,9 @@
-"""Bad input through the train command: one clear line, exit != 0, no traceback."""
+"""Bad input through the train command: one clear line, exit code 2, no traceback.
+
+The shape the README documents: the command ends with exactly one ``error: …`` line on stderr
+(Lightning's own log lines may precede it) and exits 2. Hydra's composition errors (an unknown
+group option or key) are Hydra's: exit code 1, its own short message, no traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fastap_lab.cli import EXIT_USER_ERROR
 from tests.conftest import TINY
+
+HYDRA_COMPOSITION_EXIT = 1
 
 
 def _frames_folder(root, header="frame,label", rows=None):
@@ -19,17 +27,30 @@ def _frames_folder(root, header="frame,label", rows=None):
 
 
 def _assert_one_clear_line(done, *needles):
-    assert done.returncode != 0
-    assert "Traceback" not in done.stderr + done.stdout
+    """Exit code 2; the last stderr line is the only ``error:`` line and holds every needle."""
     text = done.stderr + done.stdout
+    assert done.returncode == EXIT_USER_ERROR, text[-2000:]
+    assert "Traceback" not in text
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], text[-2000:]
+    assert "error:" not in done.stdout
     for needle in needles:
-        assert needle in text, text[-2000:]
+        assert needle in errors[0], errors[0]
+
+
+def _assert_hydra_composition_error(done, *needles):
+    """Hydra's own refusal: exit code 1, no traceback, not reported twice as ours."""
+    text = done.stderr + done.stdout
+    assert done.returncode == HYDRA_COMPOSITION_EXIT, text[-2000:]
+    assert "Traceback" not in text and "error:" not in text
+    for needle in needles:
+        assert needle in done.stderr, text[-2000:]
 
 
 def test_frames_without_root(cli):
     done = cli("train", "data=frames")
     _assert_one_clear_line(done, "error: data.root is not set")
-    assert done.returncode == 2
 
 
 def test_video_without_file(cli):
@@ -64,11 +85,11 @@ def test_batch_larger_than_data(cli):
 
 def test_unknown_group_option_and_key(cli):
     done = cli("train", "model=nonexistent_model")
-    _assert_one_clear_line(done, "nonexistent_model")
+    _assert_hydra_composition_error(done, "nonexistent_model")
     done = cli("train", "data.no_such_field=3")
-    _assert_one_clear_line(done, "no_such_field")
+    _assert_hydra_composition_error(done, "no_such_field")
 
 
 def test_unknown_experiment(cli):
     done = cli("train", "+experiment=not_an_experiment")
-    _assert_one_clear_line(done, "not_an_experiment")
+    _assert_hydra_composition_error(done, "not_an_experiment")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import lightning as L
 import pytest
+import torch
+from hydra.utils import get_class
+from lightning.pytorch.accelerators import CPUAccelerator
 from omegaconf import OmegaConf
 
 from fastap_lab.build import build_datamodule, build_module, build_trainer
@@ -29,7 +35,6 @@ def test_experiment_composes_and_instantiates(make_cfg, experiment):
         assert OmegaConf.to_container(cfg.model)["pretrained"].startswith("${latest_checkpoint:")
         cfg = make_cfg([f"+experiment={experiment}", "model.pretrained=null"])
     OmegaConf.resolve(cfg)
-    assert OmegaConf.is_struct(cfg)
     module = build_module(cfg)
     assert build_datamodule(cfg).batch_size == cfg.data.batch_size
     assert module.stage in ("simsiam", "fastap")
@@ -43,11 +48,42 @@ def test_group_option_instantiates(make_cfg, group, option):
     if group == "trainer" and option in ("gpu", "ddp"):
         cfg = make_cfg(overrides)  # needs a GPU / process group to build; compose only
         assert cfg.trainer._target_ == "lightning.Trainer"
+        assert cfg.trainer.accelerator == ("gpu" if option == "gpu" else "auto")
         return
     cfg = make_cfg(overrides)
     OmegaConf.resolve(cfg)
-    build_module(cfg)
-    build_trainer(cfg)
+    module, trainer = build_module(cfg), build_trainer(cfg)
+    built = {
+        "trainer": lambda: trainer,
+        "logger": lambda: trainer.loggers,
+        "augment": lambda: module.augment,
+        "backbone": lambda: module.backbone,
+        "optimizer": lambda: module.configure_optimizers()["optimizer"],
+        "scheduler": lambda: module.configure_optimizers()["lr_scheduler"]["scheduler"],
+    }[group]()
+    assert_built_as_configured(built, cfg[group])
+
+
+def assert_built_as_configured(built, group_cfg) -> None:
+    """The object(s) built for a group are of the class its ``_target_`` names, and the
+    settings they expose under the config's names hold the config's values."""
+    if "_target_" not in group_cfg:  # a group of several objects (loggers)
+        configs = [c for c in group_cfg.values() if c]
+        assert [type(b) for b in built] == [get_class(c._target_) for c in configs]
+        return
+    assert type(built) is get_class(group_cfg._target_)
+    settings = {k: v for k, v in OmegaConf.to_container(group_cfg).items() if k != "_target_"}
+    if isinstance(built, torch.optim.Optimizer):
+        built = SimpleNamespace(**built.defaults)
+    plain = (str, int, float, bool, list, tuple, type(None))
+    compared = [k for k in settings if isinstance(getattr(built, k, object()), plain)]
+    assert compared, f"no setting of {group_cfg._target_} to compare"
+    for key in compared:
+        value = getattr(built, key)
+        value = list(value) if isinstance(value, tuple) else value
+        assert value == settings[key], key
+    if isinstance(built, L.Trainer) and settings.get("accelerator") == "cpu":
+        assert isinstance(built.accelerator, CPUAccelerator)
 
 
 def test_simsiam100_is_the_reference_config(make_cfg):

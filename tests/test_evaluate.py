@@ -138,7 +138,9 @@ def test_tables_rank_the_gallery_by_cosine(first_evaluation):
     expected = (np.argsort(-scores, kind="stable") + 1)[:10]
     assert [r["frame"] for r in table] == [rows[i]["frame"] for i in expected]
     assert [float(r["score"]) for r in table] == pytest.approx(np.sort(scores)[::-1][:10], abs=6e-5)
-    hits = sum(r["label"] == rows[0]["label"] for r in table)
+    # Labels from frames.csv, not from the table's own label column.
+    assert [r["label"] for r in table] == [rows[i]["label"] for i in expected]
+    hits = sum(rows[i]["label"] == rows[0]["label"] for i in expected)
     assert f"in top 10: {hits}/10" in (out / "retrieval_tables.md").read_text()
 
 

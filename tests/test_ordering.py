@@ -47,14 +47,15 @@ def test_empty_and_single_column_rows():
         assert order.shape == shape and tie_keys.shape == shape
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-def test_rows_sorted_in_place_on_several_threads(threads):
+# (torch threads, rows per thread): 50 rows / 20 gives 2 threads (an integer count, not 2.5).
+@pytest.mark.parametrize(("threads", "min_rows"), [(1, 1), (3, 1), (3, 20)])
+def test_rows_sorted_in_place_on_several_threads(threads, min_rows):
     keys = np.random.default_rng(0).integers(-(2**62), 2**62, size=(50, 33))
     expected = np.sort(keys, axis=1)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        ordering._sort_rows_in_place(keys, min_rows_per_thread=1)
+        ordering._sort_rows_in_place(keys, min_rows_per_thread=min_rows)
     finally:
         torch.set_num_threads(previous)
     np.testing.assert_array_equal(keys, expected)

@@ -16,6 +16,7 @@ from fastap_lab.data import phantom
 from fastap_lab.data.phantom import (
     PhantomSpec,
     ensure_phantom,
+    labels_within_tolerance,
     render_frame,
     render_phantom,
     write_phantom,
@@ -259,6 +260,45 @@ def test_queries_show_hold_and_exhale_under_a_domain_shift(small_spec, small_seq
 def test_invalid_spec_names_the_field(overrides, field):
     with pytest.raises(ConfigError, match=rf"data\.phantom\.{field}="):
         PhantomSpec(**overrides)
+
+
+# (field, smallest invalid value, the valid value next to it); holds off so that short
+# sequences are valid.
+SPEC_LIMITS = [
+    ("num_frames", 9, 10),
+    ("image_size", 15, 16),
+    ("seed", -1, 0),
+    ("num_breath_holds", -1, 0),
+    ("supersample", 0, 1),
+    ("supersample", 9, 8),
+    ("fps", 0.0, 1e-6),
+    ("cardiac_hz", 0.0, 1e-6),
+    ("hold_position", -1e-9, 0.0),
+    ("hold_position", 1 + 1e-9, 1.0),
+    ("label_tolerance", 0.0, 1e-9),
+    ("label_tolerance", 1.0, 1 - 1e-9),
+    ("shallow_breath_fraction", 1 + 1e-9, 1.0),
+    ("breath_seconds", (0.49, 1.0), (0.5, 0.5)),
+    ("breath_seconds", (3.0, 2.9), (3.0, 3.0)),
+    ("hold_seconds", (0.0, 1.0), (1e-3, 1e-3)),
+    ("hold_seconds", (2.0, 1.9), (2.0, 2.0)),
+    ("noise", -1e-9, 0.0),
+]
+
+
+@pytest.mark.parametrize(("field", "invalid", "valid"), SPEC_LIMITS)
+def test_spec_limits_are_exact(field, invalid, valid):
+    no_holds = {"num_breath_holds": 0}
+    assert getattr(PhantomSpec(**{**no_holds, field: valid}), field) == valid
+    with pytest.raises(ConfigError, match=rf"data\.phantom\.{field}="):
+        PhantomSpec(**{**no_holds, field: invalid})
+
+
+def test_label_tolerance_includes_its_boundary():
+    # Binary fractions: |0.5 − 0.75| and |1.0 − 0.75| are exactly 0.25.
+    displacement = np.array([0.5, 0.5 - 2**-20, 0.75, 1.0, 1.0 + 2**-20])
+    labels = labels_within_tolerance(displacement, hold_position=0.75, tolerance=0.25)
+    assert labels.dtype == np.int64 and labels.tolist() == [1, 0, 1, 1, 0]
 
 
 def test_unknown_override_is_a_config_error(tmp_path):

@@ -165,3 +165,64 @@ def test_nan_scores_and_valid_relevant_minus_inf_rejected(dtype):
     scores[position[0], position[1]] = float("-inf")
     with pytest.raises(ValueError, match="-inf"):
         ranking_metrics(scores, relevant, valid=valid)
+
+
+@pytest.mark.parametrize(
+    ("scores", "relevant", "valid", "needle"),
+    [
+        (torch.zeros(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=torch.bool), None, "float"),
+        (torch.zeros(4), torch.ones(4, dtype=torch.bool), None, "float"),
+        (torch.zeros(3, 4), torch.ones(3, 5, dtype=torch.bool), None, "relevant"),
+        (torch.zeros(3, 4), torch.ones(3, 4, dtype=torch.bool), torch.ones(4, 3).bool(), "valid"),
+    ],
+    ids=["integer_scores", "one_dimensional", "relevant_shape", "valid_shape"],
+)
+def test_malformed_inputs_rejected_naming_the_argument(scores, relevant, valid, needle):
+    with pytest.raises(ValueError, match=needle):
+        ranking_metrics(scores, relevant, valid=valid)
+
+
+@pytest.mark.parametrize("num_queries", [1, 3])
+def test_one_item_galleries(num_queries):
+    scores = torch.linspace(-1, 1, num_queries, dtype=torch.float64)[:, None]
+    relevant = torch.tensor([True, False, True][:num_queries])[:, None]
+    ours = ranking_metrics(scores, relevant, ks=(1, 2))
+    expected = brute_force(scores, relevant, None, (1, 2))
+    for name, values in expected.items():
+        np.testing.assert_allclose(ours[name].numpy(), values, atol=1e-12, err_msg=name)
+
+
+def test_summarize_skips_the_count_wherever_it_is_and_gives_nan_without_relevant():
+    nan = float("nan")
+    per_query = {
+        "num_relevant": torch.tensor([2.0, 0.0, 1.0]),
+        "ap": torch.tensor([0.5, nan, 1.0], dtype=torch.float64),
+        "precision@1": torch.tensor([0.0, nan, 1.0], dtype=torch.float64),
+    }
+    summary = summarize(per_query)
+    assert summary == {
+        "mAP": 0.75,
+        "precision@1": 0.5,
+        "num_queries": 3,
+        "num_queries_without_relevant": 1,
+    }
+    none_relevant = summarize({name: values[1:2] for name, values in per_query.items()})
+    assert math.isnan(none_relevant["mAP"]) and math.isnan(none_relevant["precision@1"])
+    assert none_relevant["num_queries_without_relevant"] == 1
+
+
+def test_more_queries_than_gallery_items_in_small_blocks(monkeypatch):
+    scores, relevant, valid = random_problem(seed=11, num_queries=50, num_gallery=20, masked=True)
+    reference = ranking_metrics(scores, relevant, KS, valid)
+    monkeypatch.setattr("fastap_lab.retrieval.metrics._BLOCK_ENTRIES", 3 * scores.shape[1])
+    blocked = ranking_metrics(scores, relevant, KS, valid)
+    expected = brute_force(scores, relevant, valid, KS)
+    for name, values in expected.items():
+        np.testing.assert_allclose(blocked[name].numpy(), values, atol=1e-12, err_msg=name)
+        torch.testing.assert_close(blocked[name], reference[name], equal_nan=True)
+
+
+def test_empty_gallery_gives_a_nan_row_per_query():
+    per_query = ranking_metrics(torch.zeros(3, 0), torch.zeros(3, 0, dtype=torch.bool), ks=(1,))
+    assert per_query["num_relevant"].tolist() == [0, 0, 0]
+    assert all(torch.isnan(per_query[name]).all() for name in ("ap", "precision@1", "map@r"))

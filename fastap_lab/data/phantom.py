@@ -217,6 +217,13 @@ def _render_queries(spec: PhantomSpec, anatomy, rng) -> dict[str, tuple[np.ndarr
     return queries
 
 
+def labels_within_tolerance(
+    displacement: np.ndarray, hold_position: float, tolerance: float
+) -> np.ndarray:
+    """int64 [N]: 1 where |displacement − hold_position| <= tolerance (the boundary counts)."""
+    return (np.abs(displacement - hold_position) <= tolerance).astype(np.int64)
+
+
 def render_phantom(spec: PhantomSpec) -> PhantomSequence:
     """Generates the whole sequence in memory (deterministic in ``spec``)."""
     streams = _streams(spec)
@@ -228,7 +235,7 @@ def render_phantom(spec: PhantomSpec) -> PhantomSequence:
         _noisy_frame(spec, anatomy, tracks, i, d, streams["nuisance"])
         for i, d in enumerate(displacement)
     ])  # fmt: skip
-    labels = (np.abs(displacement - spec.hold_position) <= spec.label_tolerance).astype(np.int64)
+    labels = labels_within_tolerance(displacement, spec.hold_position, spec.label_tolerance)
     queries = _render_queries(spec, anatomy, streams["query"])
     return PhantomSequence(frames, displacement, labels, times, queries, holds)
 

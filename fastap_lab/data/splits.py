@@ -38,13 +38,10 @@ def split_frames(
         ``(train_index, val_index)``, int64 sorted tensors.
     """
     n = times.shape[0]
-    if split not in SPLITS:
-        raise ConfigError(f"data.split={split!r}: unknown; choose one of {list(SPLITS)}")
+    check_split_settings(split, val_fraction)
     if split == "none":
         everything = torch.arange(n)
         return everything, everything
-    if not 0.0 < val_fraction < 1.0:
-        raise ConfigError(f"data.val_fraction={val_fraction}: must be in (0, 1), e.g. 0.2")
     if split == "video":
         held_out = _held_out_videos(groups, val_fraction)
     else:
@@ -59,8 +56,21 @@ def split_frames(
     return train_index, val_index
 
 
+def check_split_settings(split: str, val_fraction: float) -> None:
+    """Raise ConfigError unless ``split`` is known and, when frames are held out, the held-out
+    share is strictly between 0 (nothing to validate on) and 1 (nothing to train on)."""
+    if split not in SPLITS:
+        raise ConfigError(f"data.split={split!r}: unknown; choose one of {list(SPLITS)}")
+    if split != "none" and not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction={val_fraction}: must be in (0, 1), e.g. 0.2")
+
+
 def _evenly_spaced(count: int, chosen: int) -> list[int]:
-    return sorted({min(count - 1, int((j + 0.5) * count / chosen)) for j in range(chosen)})
+    """``chosen`` of ``range(count)`` (1 <= chosen <= count), each the middle of its share.
+
+    (j + 0.5) / chosen < 1 for every j < chosen, so each index is below ``count``.
+    """
+    return sorted({int((j + 0.5) * count / chosen) for j in range(chosen)})
 
 
 def _held_out_blocks(

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from fastap_lab.data.dataset import FrameBatchDataset, collate_batch
 from fastap_lab.data.sampling import EpochShuffleSampler, MPerClassBatchSampler
 from fastap_lab.data.sources import load_source, phantom_root
-from fastap_lab.data.splits import split_frames
+from fastap_lab.data.splits import check_split_settings, split_frames
 from fastap_lab.errors import ConfigError
 
 SAMPLERS = ("random", "m_per_class")
@@ -52,8 +52,11 @@ class FramesDataModule(L.LightningDataModule):
         )
         if sampler not in SAMPLERS:
             raise ConfigError(f"data.sampler={sampler!r}: choose one of {list(SAMPLERS)}")
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ConfigError(f"data.batch_size={batch_size}: must be >= 1")
+        # Checked here, not at setup(), so a bad value fails before any data is generated.
+        check_split_settings(split, val_fraction)
+        for field, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if size < 1:
+                raise ConfigError(f"data.{field}={size}: must be >= 1")
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         check_training_batch_size(batch_size)
         self.sampler, self.m_per_class = sampler, m_per_class

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from fastap_lab.errors import ConfigError
-from fastap_lab.losses.fastap import fastap_loss
+from fastap_lab.losses.fastap import fastap_loss, positives_from_labels, positives_from_times
 
 POSITIVE_MODES = ("views", "labels", "temporal", "surrogate")
 
@@ -66,18 +66,16 @@ class FastAPObjective:
     ) -> torch.Tensor:
         """BoolTensor [N, N] (diagonal False) from per-item frame index / label / time / video [N]."""
         if self.positives == "views":
-            same = index.unsqueeze(0) == index.unsqueeze(1)
-        elif self.positives == "labels":
-            same = labels.unsqueeze(0) == labels.unsqueeze(1)
-        elif self.positives == "temporal":
-            close = (times.unsqueeze(0) - times.unsqueeze(1)).abs() <= self.window
-            same = close & (groups.unsqueeze(0) == groups.unsqueeze(1))
-        else:
+            return positives_from_labels(index)
+        if self.positives == "labels":
+            return positives_from_labels(labels)
+        if self.positives == "surrogate":
             if self.phase is None:
                 raise ConfigError("loss.positives=surrogate: no respiratory surrogate was set")
-            phase = self.phase.to(index.device)[index]
-            same = (phase.unsqueeze(0) - phase.unsqueeze(1)).abs() <= self.tolerance
-        return same & ~torch.eye(index.numel(), dtype=torch.bool, device=index.device)
+            # Close in breathing phase, from any cycle or recording: the same 1-D closeness rule.
+            return positives_from_times(self.phase.to(index.device)[index], self.tolerance)
+        # The one temporal rule (|dt| <= window, same video), shared with the mask builders.
+        return positives_from_times(times, self.window, groups)
 
     def __call__(
         self, embeddings: torch.Tensor, positives: torch.Tensor, anchors: torch.Tensor | None = None
