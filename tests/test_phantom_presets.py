@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fastap_lab.data import phantom
 from fastap_lab.data.frames import load_frame_folder
 from fastap_lab.data.phantom import write_phantom
 from fastap_lab.data.phantom_axial import section
@@ -202,3 +203,33 @@ def test_crosscontrast_target_is_another_acquisition_in_another_contrast(make_cf
     anatomy = _anatomy(spec, _streams(spec)["anatomy"])
     clean_t2 = _scene(spec, anatomy, T2_CONTRAST, FrameState(spec.hold_position)).ravel()
     assert np.corrcoef(hold_query, clean_t2)[0, 1] > np.corrcoef(hold_query, clean_main)[0, 1]
+
+
+def test_command_line_sets_any_field(tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = ["--out", str(out), "--num-frames", "40", "--image-size", "32",
+            "--num-breath-holds", "0", "--set", "view=axial", "--set", "target_contrast=t2",
+            "--set", "breath_seconds=3,4"]  # fmt: skip
+    assert phantom.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    recorded = json.loads((out / "phantom.json").read_text())["spec"]
+    assert (recorded["view"], recorded["target_contrast"]) == ("axial", "t2")
+    assert recorded["breath_seconds"] == [3.0, 4.0]
+    assert summary["target"]["num_frames"] == 40
+    assert len(list((out / "target" / "frames").glob("*.png"))) == 40
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("view=sagittal", "data.phantom.view=sagittal: must be one of coronal, axial"),
+        ("jitter_px=far", "data.phantom.jitter_px=far: not a float"),
+        ("hold_seconds=6,x", "data.phantom.hold_seconds=6,x: not a list of numbers"),
+        ("colour=red", "data.phantom.colour: unknown phantom parameter"),
+    ],
+)
+def test_command_line_rejects_a_bad_setting_in_one_line(tmp_path, capsys, setting, message):
+    assert phantom.main(["--out", str(tmp_path / "x"), "--set", setting]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert not (tmp_path / "x").exists()

@@ -104,6 +104,23 @@ def _move_into_place(staging: Path, final: Path) -> None:
     os.rename(staging, final)
 
 
+def _parse_setting(item: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` of ``--set`` → (field, value typed like the field's default)."""
+    name, _, text = item.partition("=")
+    if name not in PhantomSpec.__dataclass_fields__:
+        spec_with(None, {name: None})  # raises the unknown-field error
+    default = PhantomSpec.__dataclass_fields__[name].default
+    try:
+        if isinstance(default, tuple):
+            return name, tuple(float(v) for v in text.split(","))
+        return name, type(default)(text)
+    except ValueError:
+        example = ",".join(f"{v:g}" for v in default) if isinstance(default, tuple) else default
+        kind = "list of numbers" if isinstance(default, tuple) else type(default).__name__
+        raise ConfigError(f"data.phantom.{name}={text}: not a {kind}; "
+                          f"use e.g. --set {name}={example}") from None  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: write a phantom folder to --out and print its summary (exit 2 on a bad value)."""
     parser = argparse.ArgumentParser(prog="python -m fastap_lab.data.phantom")
@@ -112,10 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=PhantomSpec.image_size)
     parser.add_argument("--seed", type=int, default=PhantomSpec.seed)
     parser.add_argument("--num-breath-holds", type=int, default=PhantomSpec.num_breath_holds)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="any other data.phantom field, e.g. --set view=axial "
+                        "--set hold_seconds=6,10")  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        spec = PhantomSpec(num_frames=args.num_frames, image_size=args.image_size,
-                           seed=args.seed, num_breath_holds=args.num_breath_holds)  # fmt: skip
+        fields = {"num_frames": args.num_frames, "image_size": args.image_size,
+                  "seed": args.seed, "num_breath_holds": args.num_breath_holds}  # fmt: skip
+        fields.update(_parse_setting(item) for item in args.set)  # --set wins
+        spec = PhantomSpec(**fields)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
