@@ -13,14 +13,9 @@ from PIL import Image
 from sklearn.metrics import average_precision_score
 
 from fastap_lab.data import phantom
-from fastap_lab.data.phantom import (
-    PhantomSpec,
-    ensure_phantom,
-    labels_within_tolerance,
-    render_frame,
-    render_phantom,
-    write_phantom,
-)
+from fastap_lab.data.phantom import ensure_phantom, write_phantom
+from fastap_lab.data.phantom_sequence import labels_within_tolerance, render_frame, render_phantom
+from fastap_lab.data.phantom_spec import PhantomSpec
 from fastap_lab.data.phantom_waveform import respiratory_waveform
 from fastap_lab.errors import ConfigError
 
@@ -255,6 +250,11 @@ def test_queries_show_hold_and_exhale_under_a_domain_shift(small_spec, small_seq
         ({"hold_seconds": (20.0, 200.0)}, "hold_seconds"),
         ({"num_frames": 100}, "num_breath_holds"),
         ({"noise": -0.1}, "noise"),
+        ({"view": "sagittal"}, "view"),
+        ({"nuisance_mode": "random"}, "nuisance_mode"),
+        ({"drift_seconds": 0.0}, "drift_seconds"),
+        ({"gamma_jitter": -0.1}, "gamma_jitter"),
+        ({"target_contrast": "t1"}, "target_contrast"),
     ],
 )
 def test_invalid_spec_names_the_field(overrides, field):

@@ -19,25 +19,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fastap_lab.data import phantom
+from fastap_lab.data import phantom_render as pr
+from fastap_lab.data import phantom_sequence as sequence
 from fastap_lab.data.frames import load_frame_folder
 from fastap_lab.data.phantom_render import MAIN_CONTRAST, QUERY_CONTRAST, FrameState
+from fastap_lab.data.phantom_spec import PhantomSpec
 from fastap_lab.evaluation.embed import checkpoint_embedder, pixels_embedder
 
 POSE = {"shift": (0.04, -0.03), "rotation": 0.02, "zoom": 1.08, "cardiac": 0.4}
 
 
-def variants(spec: phantom.PhantomSpec) -> dict[str, np.ndarray]:
-    anatomy = phantom.make_anatomy(phantom._streams(spec)["anatomy"])
-    shading = phantom.bias_field(spec.image_size, np.array([0.3, -0.25, 0.2, 0.15, -0.1]))
+def variants(spec: PhantomSpec) -> dict[str, np.ndarray]:
+    anatomy = pr.make_anatomy(sequence._streams(spec)["anatomy"])
+    shading = pr.bias_field(spec.image_size, np.array([0.3, -0.25, 0.2, 0.15, -0.1]))
     rng = np.random.default_rng(0)
 
     def render(contrast, pose: bool, blur_shade: bool) -> np.ndarray:
         state = FrameState(spec.hold_position, **(POSE if pose else {}))
-        image = phantom._scene(spec, anatomy, contrast, state)
+        image = sequence._scene(spec, anatomy, contrast, state)
         if blur_shade:
-            image = phantom.box_blur(image) * shading
-        return phantom.to_uint8(phantom.add_speckle_and_noise(image, rng, 0.14, spec.noise))
+            image = pr.box_blur(image) * shading
+        return pr.to_uint8(pr.add_speckle_and_noise(image, rng, 0.14, spec.noise))
 
     return {
         "main contrast, no shift": render(MAIN_CONTRAST, False, False),
@@ -67,10 +69,10 @@ def positives(embed, images: dict[str, np.ndarray], gallery_embeddings, labels) 
     return out
 
 
-def tissue_variants(spec: phantom.PhantomSpec) -> dict[str, np.ndarray]:
+def tissue_variants(spec: PhantomSpec) -> dict[str, np.ndarray]:
     """The hold position in the main contrast with one tissue at a time set to its
     query-contrast value: which tissue's intensity does the model read?"""
-    anatomy = phantom.make_anatomy(phantom._streams(spec)["anatomy"])
+    anatomy = pr.make_anatomy(sequence._streams(spec)["anatomy"])
     rng = np.random.default_rng(0)
     out = {}
     for field in dataclasses.fields(MAIN_CONTRAST):
@@ -78,9 +80,9 @@ def tissue_variants(spec: phantom.PhantomSpec) -> dict[str, np.ndarray]:
         if main == query:
             continue
         contrast = dataclasses.replace(MAIN_CONTRAST, **{field.name: query})
-        image = phantom._scene(spec, anatomy, contrast, FrameState(spec.hold_position))
-        out[f"{field.name} {main}->{query}"] = phantom.to_uint8(
-            phantom.add_speckle_and_noise(image, rng, 0.14, spec.noise)
+        image = sequence._scene(spec, anatomy, contrast, FrameState(spec.hold_position))
+        out[f"{field.name} {main}->{query}"] = pr.to_uint8(
+            pr.add_speckle_and_noise(image, rng, 0.14, spec.noise)
         )
     return out
 
@@ -104,7 +106,7 @@ def table(title: str, images: dict[str, np.ndarray], runs: list[Path]) -> None:
 
 
 def main(runs: list[str]) -> None:
-    spec, paths = phantom.PhantomSpec(), [Path(r) for r in runs]
+    spec, paths = PhantomSpec(), [Path(r) for r in runs]
     table("Hold-position query, one part of the domain shift at a time:", variants(spec), paths)
     table(
         "Main contrast, one tissue at a time in the query's contrast:", tissue_variants(spec), paths

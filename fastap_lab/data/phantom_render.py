@@ -38,6 +38,13 @@ QUERY_CONTRAST = Contrast(
     fat=0.38, soft_tissue=0.3, lung=0.1, heart=0.2, liver=0.5, vessel=0.12,
     stomach=0.62, kidney=0.66, spine=0.34, texture=0.16, gamma=0.8,
 )  # fmt: skip
+# A T2-weighted-like sequence: the main contrast's order remapped (bright fluid and kidney, dark
+# liver, muscle and flowing blood), coarser texture. `data.phantom.target_contrast=t2`.
+T2_CONTRAST = Contrast(
+    fat=0.6, soft_tissue=0.18, lung=0.04, heart=0.12, liver=0.26, vessel=0.08,
+    stomach=0.92, kidney=0.72, spine=0.3, texture=0.2, gamma=0.75,
+)  # fmt: skip
+TARGET_CONTRASTS = {"query": QUERY_CONTRAST, "t2": T2_CONTRAST}  # data.phantom.target_contrast
 
 
 @dataclass(frozen=True)

@@ -92,13 +92,14 @@ def respiratory_waveform(
 @dataclass(frozen=True)
 class NuisanceTracks:
     """Per-frame nuisances: cardiac [N] in [-1, 1], shift [N, 2] (normalised units),
-    rotation [N] (radians), gain [N], bias [N, 5] (coefficients of ``bias_field``)."""
+    rotation [N] (radians), gain [N], bias [N, 5] (coefficients of ``bias_field``), gamma [N]."""
 
     cardiac: np.ndarray
     shift: np.ndarray
     rotation: np.ndarray
     gain: np.ndarray
     bias: np.ndarray
+    gamma: np.ndarray
 
 
 def _autoregressive(rng: np.random.Generator, shape: tuple[int, ...], rho: float):
@@ -118,21 +119,63 @@ def _gain(spec, times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.exp(log_gain)
 
 
-def nuisance_tracks(spec, times: np.ndarray, rng: np.random.Generator) -> NuisanceTracks:
-    """Draws every per-frame nuisance of the sequence at ``times``."""
+def _beat_phase(spec, times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cardiac phase (radians) [N] of a heart rate wandering by about 8 %."""
+    rate = spec.cardiac_hz * (1.0 + 0.08 * _smooth_wander(times, rng, (10.0, 40.0)))
+    return 2 * np.pi * np.cumsum(rate) / spec.fps + rng.uniform(0, 2 * np.pi)
+
+
+def nuisance_tracks(
+    spec, times: np.ndarray, rng: np.random.Generator, gamma_rng: np.random.Generator
+) -> NuisanceTracks:
+    """Draws every per-frame nuisance of the sequence at ``times`` (``spec.nuisance_mode``).
+
+    ``gamma_rng`` draws the classic mode's gamma, so the classic tracks of ``rng`` stay those
+    of the first generator version.
+    """
+    if spec.nuisance_mode == "classic":
+        return _classic_tracks(spec, times, rng, gamma_rng)
+    return _acquisition_tracks(spec, times, rng)
+
+
+def _classic_tracks(spec, times, rng, gamma_rng) -> NuisanceTracks:
+    """Pose wobble (AR(1), rho 0.5), gain drift with steps, a slowly drifting bias field."""
     pixel = 2.0 / spec.image_size
     shift = np.clip(0.8 * _autoregressive(rng, (len(times), 2), 0.5), -1.0, 1.0)
     rotation = np.clip(0.8 * _autoregressive(rng, (len(times),), 0.5), -1.0, 1.0)
-    rate = spec.cardiac_hz * (1.0 + 0.08 * _smooth_wander(times, rng, (10.0, 40.0)))
-    beat_phase = 2 * np.pi * np.cumsum(rate) / spec.fps + rng.uniform(0, 2 * np.pi)
+    beat_phase = _beat_phase(spec, times, rng)
     offsets = rng.uniform(-1.0, 1.0, 5)
     bias = np.stack([
         offsets[k] + 0.6 * _smooth_wander(times, rng, (40.0, 120.0)) for k in range(5)
     ], axis=1)  # fmt: skip
+    log_gamma = np.clip(_autoregressive(gamma_rng, (len(times),), 0.5), -2.0, 2.0)
     return NuisanceTracks(
         cardiac=np.cos(beat_phase + 0.3 * rng.standard_normal(len(times))),
         shift=shift * spec.jitter_px * pixel,
         rotation=rotation * np.deg2rad(spec.rotation_degrees),
         gain=_gain(spec, times, rng),
         bias=0.5 * spec.bias_strength * bias,
+        gamma=np.exp(spec.gamma_jitter * log_gamma),
+    )
+
+
+def _acquisition_tracks(spec, times, rng) -> NuisanceTracks:
+    """Shift, rotation, gain, bias and gamma as unit-variance AR(1) processes clipped at 2 sd:
+    independent per frame (``independent``) or correlated over ``drift_seconds`` (``drift``)."""
+    rho = 0.0
+    if spec.nuisance_mode == "drift":
+        rho = float(np.exp(-1.0 / (spec.fps * spec.drift_seconds)))
+
+    def process(*channels: int) -> np.ndarray:
+        return np.clip(_autoregressive(rng, (len(times), *channels), rho), -2.0, 2.0)
+
+    pixel = 2.0 / spec.image_size
+    beat_phase = _beat_phase(spec, times, rng)
+    return NuisanceTracks(
+        cardiac=np.cos(beat_phase + 0.3 * rng.standard_normal(len(times))),
+        shift=np.clip(0.8 * process(2), -1.0, 1.0) * spec.jitter_px * pixel,
+        rotation=np.clip(0.8 * process(), -1.0, 1.0) * np.deg2rad(spec.rotation_degrees),
+        gain=np.exp(spec.gain_drift * process()),
+        bias=0.5 * spec.bias_strength * process(5),
+        gamma=np.exp(spec.gamma_jitter * process()),
     )

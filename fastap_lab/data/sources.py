@@ -10,7 +10,8 @@ from fastap_lab.errors import ConfigError
 
 def phantom_root(phantom: Mapping, cache_dir: str | Path) -> Path:
     """Generate (once) and return the cached phantom folder for these parameters."""
-    from fastap_lab.data.phantom import PhantomSpec, ensure_phantom
+    from fastap_lab.data.phantom import ensure_phantom
+    from fastap_lab.data.phantom_spec import PhantomSpec
 
     fields = dict(phantom)
     if "hold_seconds" in fields:
