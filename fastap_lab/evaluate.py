@@ -38,6 +38,7 @@ from fastap_lab.evaluation.embed import (
 from fastap_lab.evaluation.grid import write_grid
 from fastap_lab.retrieval.metrics import summarize
 from fastap_lab.retrieval.search import evaluate_all_vs_all
+from fastap_lab.validate import check_data
 
 log = logging.getLogger(__name__)
 BASELINES = ("pixels", "untrained")
@@ -57,18 +58,26 @@ def model_kind(cfg: DictConfig) -> str:
 
 def data_config(cfg: DictConfig, run_config: dict | None) -> dict:
     """The data group of this command, else the checkpoint run's, else the training default;
-    the cache folder is always this machine's (``paths.cache_dir``)."""
-    if cfg.get("data") is not None:
-        data = OmegaConf.to_container(cfg.data, resolve=True)
-    elif run_config is not None:
-        data = dict(run_config["data"])
+    data keys set without a group (``+experiment=smoke`` sets ``data.image_size``, …) refine
+    the run's / default data. The cache folder is always this machine's (``paths.cache_dir``)."""
+    given = cfg.get("data")
+    if given is not None and given.get("_target_"):
+        data = OmegaConf.to_container(given, resolve=True)
     else:
-        train_cfg = compose_train_config(
-            [f"paths.cache_dir={cfg.paths.cache_dir}", "paths.output_dir=."]
-        )
-        data = OmegaConf.to_container(train_cfg.data, resolve=True)
+        data = dict(run_config["data"]) if run_config is not None else _default_data(cfg)
+        if given is not None:
+            refined = OmegaConf.merge(data, OmegaConf.to_container(given, resolve=True))
+            data = OmegaConf.to_container(refined, resolve=True)
+    check_data(data)
     # drop_last only matters to the training loader, which evaluation never uses.
     return {**data, "cache_dir": str(cfg.paths.cache_dir), "drop_last": False}
+
+
+def _default_data(cfg: DictConfig) -> dict:
+    train_cfg = compose_train_config(
+        [f"paths.cache_dir={cfg.paths.cache_dir}", "paths.output_dir=."]
+    )
+    return OmegaConf.to_container(train_cfg.data, resolve=True)
 
 
 def baseline_embedder(cfg: DictConfig, kind: str, data: dict, frames) -> Embedder:
