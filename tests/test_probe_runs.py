@@ -281,6 +281,7 @@ class InterruptSecondEpoch(L.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow  # trains (≈ 9 s on the 2-core CPU)
 def test_an_interrupted_training_leaves_no_marker(make_cfg, tmp_path):
     cfg = make_cfg(
         [*TINY, *QUIET, "trainer.max_epochs=2", "+trainer.limit_train_batches=1",
