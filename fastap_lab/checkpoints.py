@@ -7,8 +7,6 @@ the unsafe loader was not written by fastap_lab and is refused.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -37,17 +35,41 @@ def resolve_checkpoint_path(path: str | Path, field: str) -> Path:
 def load_checkpoint(path: str | Path, field: str = "ckpt_path") -> dict:
     """Load a checkpoint dict on CPU with the safe (weights-only) unpickler."""
     path = resolve_checkpoint_path(path, field)
+    kind = "empty (0 bytes)" if path.stat().st_size == 0 else "text" if _is_text(path) else None
+    if kind:
+        raise CheckpointError(
+            f"{field}={path}: the file is {kind}, not a checkpoint; use the last.ckpt of a"
+            " finished run (python -m fastap_lab.train writes it)"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as exc:
-        reason = " ".join(str(exc).split())[:200]
+    except Exception as exc:  # noqa: BLE001  any bytes at all: text and garbage fail in many ways
         raise CheckpointError(
-            f"{field}={path}: not a readable fastap_lab checkpoint (truncated, corrupt, or it holds"
-            f" objects the safe loader refuses: {reason}); use the last.ckpt of a finished run"
+            f"{field}={path}: not a readable fastap_lab checkpoint (truncated, corrupt, not a"
+            f" checkpoint, or it holds objects the safe loader refuses: {load_failure(exc)});"
+            " use the last.ckpt of a finished run"
         ) from exc
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{field}={path}: no 'state_dict' in it; not a Lightning checkpoint")
     return checkpoint
+
+
+def _is_text(path: Path) -> bool:
+    """The file starts with UTF-8 text (a checkpoint is a zip or pickle: binary at once)."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason != "unexpected end of data":  # a character cut at byte 512 is still text
+            return False
+    return b"\x00" not in head and all(b >= 32 or b in b"\t\n\r" for b in head)
+
+
+def load_failure(exc: BaseException) -> str:
+    """The reason ``torch.load`` gave, on one line and never empty (``EOFError`` has no text)."""
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def checkpoint_stage(checkpoint: dict) -> str | None:

@@ -7,6 +7,7 @@ returns None (Optuna marks the trial failed), so the other jobs still run and th
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -22,22 +23,36 @@ from fastap_lab.errors import FastapLabError
 
 EXIT_USER_ERROR = 2
 ERROR_FILE = "error.txt"
+# File-system refusals the user fixes (permissions, read-only mounts, a full disk), not bugs.
+FILE_SYSTEM_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 log = logging.getLogger(__name__)
 
 
 def find_user_error(exc: BaseException) -> BaseException | None:
-    """The FastapLabError (or config error) behind ``exc``, following Hydra's wrapping."""
+    """The FastapLabError (or config / file-system error) behind ``exc``, following Hydra's
+    and OmegaConf's wrapping; our own error wins over the wrapper that carries it (a resolver's
+    ConfigError inside OmegaConf's InterpolationResolutionError)."""
     seen: set[int] = set()
+    found: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, FastapLabError | OmegaConfBaseException):
-            return current
+        if isinstance(current, FastapLabError | OmegaConfBaseException) or (
+            isinstance(current, OSError) and current.errno in FILE_SYSTEM_ERRNOS
+        ):
+            found.append(current)
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return None
+    ours = [error for error in found if isinstance(error, FastapLabError)]
+    return (ours or found or [None])[0]
 
 
 def one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno in FILE_SYSTEM_ERRNOS:
+        return (
+            f"{exc.filename}: {exc.strerror} (cannot write or read there); make the folder"
+            " writable / free disk space, or write elsewhere (run from another folder,"
+            " hydra.run.dir=…, FASTAP_LAB_CACHE=…)"
+        )
     text = " ".join(str(exc).split())
     return text if isinstance(exc, FastapLabError) else f"{type(exc).__name__}: {text}"
 

@@ -26,21 +26,32 @@ def wandb_offline() -> bool:
 
 
 def latest_checkpoint(experiment_name: str, outputs: str = "outputs") -> str:
-    """``outputs/<experiment_name>/<newest run>/checkpoints/last.ckpt`` (run folders sort by time).
+    """``outputs/<experiment_name>/<newest finished run>/checkpoints/last.ckpt``.
 
-    Chains stages: ``model.pretrained: ${latest_checkpoint:simsiam100}``. The saved config
-    records the resolved path, so the run says which checkpoint it started from.
+    Chains stages: ``model.pretrained: ${latest_checkpoint:simsiam100}``. Run folders sort by
+    time; only runs with the ``FINISHED`` marker (:mod:`fastap_lab.runs`) count, so an
+    interrupted or still-running run is never chained from. The saved config records the
+    resolved path, so the run says which checkpoint it started from.
     """
     from fastap_lab.errors import ConfigError
+    from fastap_lab.runs import is_finished
 
-    runs = sorted(Path(outputs).glob(f"{experiment_name}/*/checkpoints/last.ckpt"))
-    if not runs:
+    folder = Path(outputs) / experiment_name
+    runs = sorted(p.parent.parent for p in folder.glob("*/checkpoints/last.ckpt"))
+    finished = [run for run in runs if is_finished(run)]
+    if finished:
+        return str((finished[-1] / "checkpoints" / "last.ckpt").resolve())
+    field = f"model.pretrained=${{latest_checkpoint:{experiment_name}}}"
+    fix = (
+        f"run `python -m fastap_lab.train +experiment={experiment_name}` to the end (or resume"
+        " one with ckpt_path=<run>), or set model.pretrained=/path/to/run"
+    )
+    if runs:
         raise ConfigError(
-            f"model.pretrained=${{latest_checkpoint:{experiment_name}}}: no finished run under"
-            f" {Path(outputs) / experiment_name}/; run `python -m fastap_lab.train"
-            f" +experiment={experiment_name}` first, or set model.pretrained=/path/to/run"
+            f"{field}: no finished run under {folder}/, only {len(runs)} unfinished one(s)"
+            f" (interrupted or still training; no FINISHED marker), newest {runs[-1].name}; {fix}"
         )
-    return str(runs[-1].resolve())
+    raise ConfigError(f"{field}: no finished run under {folder}/; {fix}")
 
 
 def register_resolvers() -> None:

@@ -45,6 +45,7 @@ from fastap_lab.evaluation.embed import (
 from fastap_lab.evaluation.grid import write_grid
 from fastap_lab.retrieval.metrics import cutoffs_within_gallery, single_label_warning, summarize
 from fastap_lab.retrieval.search import evaluate_all_vs_all
+from fastap_lab.validate import check_data
 
 log = logging.getLogger(__name__)
 BASELINES = ("pixels", "untrained")
@@ -77,6 +78,7 @@ def data_settings(cfg: DictConfig, run_config: dict | None, overrides) -> DataSe
     settings = resolve_data_settings(
         command, stored, training_default, overridden_data_keys(overrides or [])
     )
+    check_data(settings.data)
     # drop_last only matters to the training loader, which evaluation never uses.
     settings.data.update(cache_dir=str(cfg.paths.cache_dir), drop_last=False)
     return settings

@@ -4,7 +4,7 @@ One row per job — job number, overrides, status (ok / failed + the one-line er
 optimised metric, mAP, P@K, R@K of the post-train evaluation, the best epoch of ``val/mAP`` in
 ``metrics.csv``, run folder — sorted by the optimised metric (best first, failed jobs last).
 Built from the files each job left in its folder (``.hydra/``, ``result.json``,
-``inference/metrics.json``, ``metrics.csv``, ``error.txt``), so it works with every launcher
+``inference/metrics.json``, ``metrics.csv``, ``error.txt``, ``FINISHED``), so it works with every launcher
 (sequential, joblib, SLURM). Registered as a Hydra callback in ``conf/train.yaml``.
 """
 
@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from fastap_lab import io
 from fastap_lab.cli import ERROR_FILE
 from fastap_lab.evaluation import guard
+from fastap_lab.runs import is_finished
 
 log = logging.getLogger(__name__)
 SUMMARY_NAME = "sweep_summary"
@@ -45,13 +46,13 @@ def best_epoch(metrics_csv: Path, column: str = "val/mAP") -> tuple[int | None, 
     return int(float(best["epoch"])), float(best[column])
 
 
-def job_status(job_dir: Path, result: dict) -> tuple[str, str]:
+def job_status(job_dir: Path) -> tuple[str, str]:
     """("ok" | "failed", the one-line error or "")."""
     error_file = job_dir / ERROR_FILE
     if error_file.is_file():
         return "failed", error_file.read_text().splitlines()[0] if error_file.stat().st_size else ""
-    if not result:
-        return "failed", "no result.json: the job did not finish (killed, or still running)"
+    if not is_finished(job_dir):
+        return "failed", "unfinished: no FINISHED marker (killed, interrupted, or still running)"
     return "ok", ""
 
 
@@ -59,7 +60,7 @@ def job_row(job_dir: Path) -> dict[str, Any]:
     """The summary row of one job folder."""
     hydra_cfg = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra
     result = read_json(job_dir / "result.json")
-    status, error = job_status(job_dir, result)
+    status, error = job_status(job_dir)
     record = read_json(job_dir / "inference" / "metrics.json")
     metrics = record.get("metrics") or {}
     epoch, best_value = best_epoch(job_dir / "metrics.csv")

@@ -4,7 +4,8 @@ Leaves a run folder ``outputs/<experiment_name>/<time>/`` with ``config.yaml`` (
 resolved config), ``metrics.csv`` (per epoch), ``checkpoints/last.ckpt``, Hydra's ``.hydra/``
 and, after training (``eval_after_train: true``), the retrieval evaluation of the final
 checkpoint in ``inference/`` (as ``python -m fastap_lab.evaluate ckpt_path=<run>`` writes it)
-and ``result.json`` (the optimised metric, which ``train`` returns for Hydra sweepers).
+and ``result.json`` (the optimised metric, which ``train`` returns for Hydra sweepers), then, last,
+``FINISHED`` (:mod:`fastap_lab.runs`): only a run with that marker counts as finished.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fastap_lab import io
+from fastap_lab import io, runs
 from fastap_lab.build import build_datamodule, build_module, build_trainer
 from fastap_lab.cli import run_task
 from fastap_lab.errors import ConfigError
 from fastap_lab.lit import wandb_media
+from fastap_lab.validate import check_train_config
 
 log = logging.getLogger(__name__)
 # Hydra creates the run folder (with .hydra/) before the CSV logger sees it; nothing is deleted.
@@ -49,6 +51,7 @@ def train(cfg: DictConfig) -> float | None:
     """Fit ``cfg.model`` on ``cfg.data``, evaluate the final checkpoint (``eval_after_train``)
     and return the value of ``cfg.optimized_metric`` (see :func:`optimized_value`)."""
     require_complete(cfg)
+    check_train_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir)
     wandb_media.prepare_wandb_logger(cfg, run_dir)
@@ -69,8 +72,16 @@ def train(cfg: DictConfig) -> float | None:
     finally:
         if wandb_media.uses_wandb(cfg):
             wandb_media.finish_wandb(failed)
+    mark_if_finished(cfg, trainer, run_dir)  # last: after W&B has written its files too
     log.info("run folder: %s", run_dir)
     return value
+
+
+def mark_if_finished(cfg: DictConfig, trainer: L.Trainer, run_dir: Path) -> None:
+    """Write ``<run>/FINISHED`` (rank 0), the last file of a run whose fit ran to its end."""
+    if not trainer.is_global_zero or trainer.interrupted:
+        return
+    runs.mark_finished(run_dir, trainer.current_epoch, cfg.trainer.get("max_epochs"))
 
 
 def evaluation_config(cfg: DictConfig, checkpoint: Path) -> DictConfig:

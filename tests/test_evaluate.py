@@ -232,8 +232,11 @@ def test_bad_checkpoints(make_cfg, tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
         evaluate_with(make_cfg, f"ckpt_path={tmp_path / 'nowhere.ckpt'}")
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable fastap_lab checkpoint"):
+    with pytest.raises(CheckpointError, match="the file is text, not a checkpoint"):
         evaluate_with(make_cfg, f"ckpt_path={tmp_path / 'notes.ckpt'}")
+    (tmp_path / "binary.ckpt").write_bytes(bytes(range(128, 256)))
+    with pytest.raises(CheckpointError, match="not a readable fastap_lab checkpoint"):
+        evaluate_with(make_cfg, f"ckpt_path={tmp_path / 'binary.ckpt'}")
 
 
 def test_external_queries(make_cfg, smoke_run, tmp_path):

@@ -73,11 +73,13 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, cache_dir):
     killed = _start_and_kill_after_first_checkpoint(crashed, cache_dir)
     saved = load_checkpoint(killed / "checkpoints" / "last.ckpt")  # complete, not truncated
     assert saved["epoch"] == 0, "the kill came after the last epoch"
+    assert not (killed / "FINISHED").exists()  # never chained from (fastap_lab.runs)
 
     last = killed / "checkpoints" / "last.ckpt"
     resumed = run_cli("train", *RUN, f"ckpt_path={last}", cwd=crashed, cache_dir=cache_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (resumed_run,) = [r for r in (crashed / "outputs" / "smoke").iterdir() if r != killed]
+    assert json.loads((resumed_run / "FINISHED").read_text())["epochs"] == 2
 
     reference = load_checkpoint(_only_run(straight) / "checkpoints" / "last.ckpt")
     continued = load_checkpoint(resumed_run / "checkpoints" / "last.ckpt")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from fastap_lab.errors import ConfigError
+from fastap_lab.errors import ConfigError, DataError
 
 
 def phantom_root(phantom: Mapping, cache_dir: str | Path) -> Path:
@@ -22,7 +22,22 @@ def phantom_root(phantom: Mapping, cache_dir: str | Path) -> Path:
             f"data.phantom: unknown field(s) {sorted(unknown)}; known: "
             f"{sorted(PhantomSpec.__dataclass_fields__)}"
         )
-    return ensure_phantom(Path(cache_dir).expanduser(), PhantomSpec(**fields))
+    return ensure_phantom(usable_cache_dir(cache_dir), PhantomSpec(**fields))
+
+
+def usable_cache_dir(cache_dir: str | Path) -> Path:
+    """``cache_dir``, created if needed; a file there or an unwritable parent: one line."""
+    folder = Path(cache_dir).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem = "a file, not a folder" if folder.exists() else exc.strerror
+        raise DataError(
+            f"paths.cache_dir={folder} (FASTAP_LAB_CACHE): cannot be the cache folder of the"
+            f" generated phantom ({problem}); point FASTAP_LAB_CACHE at a writable folder,"
+            " e.g. FASTAP_LAB_CACHE=~/.cache/fastap_lab"
+        ) from exc
+    return folder
 
 
 def load_source(

@@ -49,10 +49,7 @@ def split_frames(
     train = _drop_near(~held_out, held_out, times, groups, gap)
     train_index, val_index = train.nonzero().flatten(), held_out.nonzero().flatten()
     if train_index.numel() == 0:
-        raise ConfigError(
-            f"data.split={split}: no training frames left (gap={gap}, val_fraction={val_fraction});"
-            " lower data.split_gap or data.val_fraction, or use data.split=none"
-        )
+        raise ConfigError(_no_training_frames(times, split, gap, val_fraction))
     return train_index, val_index
 
 
@@ -63,6 +60,22 @@ def check_split_settings(split: str, val_fraction: float) -> None:
         raise ConfigError(f"data.split={split!r}: unknown; choose one of {list(SPLITS)}")
     if split != "none" and not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction={val_fraction}: must be in (0, 1), e.g. 0.2")
+
+
+def _no_training_frames(times: torch.Tensor, split: str, gap: float, val_fraction: float) -> str:
+    """Why the split left no training frame; equal times are named (every frame is then
+    within the gap of a held-out one)."""
+    if gap > 0 and times.numel() > 1 and bool((times == times[0]).all()):
+        return (
+            f"data.split={split}: the `time` values are all equal ({float(times[0]):g}), so every"
+            f" training frame is within data.split_gap={gap} of a held-out frame and none is"
+            " left; give each frame its own time in labels.csv (or drop the time column: the"
+            " row order is used), or set data.split_gap=0 or data.split=none"
+        )
+    return (
+        f"data.split={split}: no training frames left (gap={gap}, val_fraction={val_fraction});"
+        " lower data.split_gap or data.val_fraction, or use data.split=none"
+    )
 
 
 def _evenly_spaced(count: int, chosen: int) -> list[int]:

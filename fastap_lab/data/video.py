@@ -170,6 +170,11 @@ def load_video(
     """
     check_decode_settings(channels, image_size)
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(
+            f"data.video={path}: a folder, not a video file; give the video file (data.video="
+            "clip.mp4), or for a folder of frames use data=frames data.root=<folder>"
+        )
     if not path.is_file():
         raise DataError(f"video {path} does not exist; check data.root= / the video path")
     if labels_csv is None and require_labels:

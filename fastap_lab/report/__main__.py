@@ -40,6 +40,15 @@ def make_report(args: argparse.Namespace) -> Path:
     run = _load(args.run_dir, args.evaluate)
     baseline = _load(args.baseline, args.evaluate) if args.baseline else None
     path = write_report(run, baseline, args.lang, threshold=args.threshold, top=args.top)
+    for stage in (run.parent, run):
+        if stage is not None and stage.unfinished:
+            epochs, max_epochs = stage.unfinished
+            print(
+                f"warning: {stage.path} is unfinished: {epochs} of {max_epochs} epochs (no FINISHED"
+                " marker: still training, interrupted or failed); re-run the report when it has"
+                " finished",
+                file=sys.stderr,
+            )
     print(path)
     return path
 

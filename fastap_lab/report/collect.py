@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from fastap_lab.errors import DataError
+from fastap_lab.runs import is_finished
 
 
 @dataclass
@@ -56,6 +57,14 @@ class Run:
             return str(metrics.get("stage") or metrics.get("model") or "evaluation")
         target = str(self.config.get("model", {}).get("_target_", ""))
         return "fastap" if "FastAP" in target else "simsiam"
+
+    @property
+    def unfinished(self) -> tuple[int, int | None] | None:
+        """(epochs in metrics.csv, trainer.max_epochs) of a training run without the FINISHED
+        marker (still training, interrupted or failed); None when finished or not a run."""
+        if not self.config or is_finished(self.path):
+            return None
+        return len(self.epochs), self.config.get("trainer", {}).get("max_epochs")
 
     @property
     def checkpoint(self) -> Path | None:

@@ -14,6 +14,10 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Baseline: `{path}` ({stage}).",
         "比較対象（ベースライン）: `{path}`（{stage}）。",
     ),
+    "unfinished": (
+        "**unfinished: {epochs} of {max_epochs} epochs** in `{path}` (no FINISHED marker: still training, interrupted or failed); these figures are not final, re-run the report when the run has finished.",
+        "**未完了: {max_epochs} エポック中 {epochs} エポック**（`{path}` に FINISHED マーカーなし: 学習中・中断・失敗）。以下の数値は最終結果ではありません。実行の終了後にレポートを再生成してください。",
+    ),
     "s1": ("1. Run summary", "1. 実行サマリー"),
     "evaluated_at": ("Evaluated at: {value} (UTC)", "評価日時: {value} (UTC)"),
     "device": ("Device: {value}", "デバイス: {value}"),

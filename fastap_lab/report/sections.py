@@ -47,7 +47,15 @@ def header(c: Context) -> list[str]:
     ]
     if c.baseline is not None:
         lines.append(c.t("intro_baseline", path=c.baseline.path, stage=c.baseline.stage))
+    for run in (c.run.parent, c.run):
+        if run is not None and run.unfinished:
+            lines += ["", unfinished_line(c.t, run)]
     return lines
+
+
+def unfinished_line(t, run: Run) -> str:
+    epochs, max_epochs = run.unfinished
+    return t("unfinished", epochs=epochs, max_epochs=max_epochs or DASH, path=run.path)
 
 
 def summary(c: Context) -> list[str]:
@@ -146,11 +154,12 @@ def training(c: Context) -> list[str]:
 def stage_lines(t, run: Run) -> list[str]:
     """Loss, milestones, timing, collapse monitor and val/mAP of one stage (epochs from 1)."""
     s = facts.stage_summary(run)
+    warning = [f"- {unfinished_line(t, run)}"] if run.unfinished else []
     if s is None:
-        return [f"- {t('no_log', path=run.path)}"]
+        return [*warning, f"- {t('no_log', path=run.path)}"]
     final, best = f4(s.final_loss), f4(s.best_loss)
     steps = [t("milestone", epoch=e + 1, loss=f4(v)) for e, v in s.milestones]
-    lines = [
+    lines = warning + [
         "- "
         + t("loss_final", epochs=s.epochs, final=final, best=best, best_epoch=s.best_epoch + 1),
         "- " + t("milestones", values=t("list_separator").join(steps)),

@@ -1,0 +1,103 @@
+"""Run folders: when a run counts as finished, and never writing into an existing run.
+
+A run is *finished* only when it says so: ``<run>/FINISHED`` is written (atomically) as the
+very last step of ``python -m fastap_lab.train``, after the checkpoints, the post-train
+evaluation and ``result.json``. A run that was interrupted (Ctrl-C, a kill, an error), or is
+still training, has no marker: ``${latest_checkpoint:…}`` does not chain from it, the sweep
+summary does not count it as done and ``python -m fastap_lab.report`` says it is unfinished.
+
+:class:`FreshRunFolder` (a Hydra callback, ``conf/hydra/default.yaml``) refuses a
+``hydra.run.dir`` / ``hydra.sweep.dir`` that already holds files, before Hydra writes anything
+into it: one folder never mixes two runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from fastap_lab import io
+
+FINISHED = "FINISHED"
+
+
+def mark_finished(run_dir: str | Path, epochs: int, max_epochs: int | None) -> Path:
+    """Write ``<run_dir>/FINISHED`` (call it last): epochs trained, planned, UTC time."""
+    record = {
+        "epochs": int(epochs),
+        "max_epochs": max_epochs,
+        "utc_time": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return io.write_json(Path(run_dir) / FINISHED, record)
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / FINISHED).is_file()
+
+
+def finished_record(run_dir: str | Path) -> dict | None:
+    """The marker's content, or None for an unfinished run (an unreadable marker: {})."""
+    path = Path(run_dir) / FINISHED
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def fresh_folder_problem(folder: Path, key: str) -> str | None:
+    """Why ``folder`` cannot be a new run folder (it holds files, or cannot be created); None
+    when it can. Creates it (empty) when missing, so a read-only parent shows up here."""
+    if folder.exists() and not folder.is_dir():
+        return f"{key}={folder}: a file, not a folder; give a new folder (or leave {key} unset)"
+    if folder.is_dir() and any(folder.iterdir()):
+        return (
+            f"{key}={folder}: the folder already holds files (an earlier run?); runs never write"
+            f" into an existing folder: leave {key} unset (a new time-stamped folder) or give a"
+            " new one; to continue a run use ckpt_path=<that run> (it writes a new folder)"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return (
+            f"{key}={folder}: cannot create the run folder ({exc.strerror}); make outputs/"
+            f" writable, run from a folder you can write to, or set {key}=/a/writable/folder"
+        )
+    return None
+
+
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+
+
+def is_first_process() -> bool:
+    """False in the processes of a distributed run other than global rank 0."""
+    return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)
+
+
+class FreshRunFolder(Callback):
+    """Refuses a run / sweep folder that already holds files: one line, exit code 2."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(Path(str(config.hydra.run.dir)), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
+
+    @staticmethod
+    def _check(folder: Path, key: str) -> None:
+        from fastap_lab.cli import EXIT_USER_ERROR
+
+        if not is_first_process():
+            return  # a DDP rank > 0: Lightning relaunches it into rank 0's (checked) run folder
+        problem = fresh_folder_problem(folder, key)
+        if problem:
+            # Hydra has not written anything yet; SystemExit passes its error handler untouched.
+            print(f"error: {problem}", file=sys.stderr)
+            raise SystemExit(EXIT_USER_ERROR)
