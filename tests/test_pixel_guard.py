@@ -15,6 +15,7 @@ from fastap_lab.evaluate import evaluate
 from fastap_lab.evaluation import guard
 from fastap_lab.report.collect import load_run
 from fastap_lab.report.render import write_report
+from fastap_lab.runs import mark_finished
 from fastap_lab.sweep import write_summary
 from fastap_lab.train import train
 from tests.conftest import CONF_DIR, TINY
@@ -130,6 +131,7 @@ def _fake_job(folder, number: int, mAP: float, pixels_mAP: float) -> None:
     }
     (folder / "inference").mkdir()
     (folder / "inference" / "metrics.json").write_text(json.dumps(record))
+    mark_finished(folder, epochs=1, max_epochs=1)  # a finished job: only those are ranked
 
 
 def test_sweep_summary_names_the_jobs_that_lose_to_pixels(tmp_path):
