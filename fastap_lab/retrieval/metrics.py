@@ -25,13 +25,13 @@ irrelevant, which is wrong for cosine similarities.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
 
 from fastap_lab.errors import ConfigError
 from fastap_lab.retrieval.ordering import ranked_relevance
+from fastap_lab.threads import map_blocks
 
 # Rows are processed in blocks of about this many score entries. Each block is sorted and
 # reduced on its own (~50 bytes of temporaries per entry), so a block stays in a core's cache
@@ -109,23 +109,6 @@ def summarize(per_query: dict[str, Tensor]) -> dict[str, float]:
     summary["num_queries"] = int(has_relevant.numel())
     summary["num_queries_without_relevant"] = int((~has_relevant).sum().item())
     return summary
-
-
-def map_blocks(function, blocks: list, device: torch.device) -> list:
-    """``[function(b) for b in blocks]``; on the CPU on ``torch.get_num_threads()`` worker
-    threads, each running torch single-threaded (inside a worker, nested calls run inline).
-
-    Why not torch's own intra-op threads: a block's work is ~20 memory-bound ops, and each
-    OpenMP region ends in a barrier that waits for its slowest thread; on a shared machine
-    a thread whose core is busy stalls every op. Whole blocks per worker join once, and a
-    worker that falls behind simply takes fewer blocks.
-    """
-    workers = min(torch.get_num_threads(), len(blocks)) if device.type == "cpu" else 1
-    if workers <= 1:
-        return [function(block) for block in blocks]
-    # set_num_threads in a worker sets that thread's OpenMP team size only, not the caller's.
-    with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        return list(pool.map(function, blocks))
 
 
 def _block_table(

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fastap_lab.errors import ConfigError
-from fastap_lab.retrieval.metrics import map_blocks, ranking_metrics
+from fastap_lab.retrieval.metrics import ranking_metrics
+from fastap_lab.threads import map_blocks
 
 # On the CPU a query chunk holds at most about this many scores, so that scoring and ranking
 # it stay in one core's cache; threads take chunks as they come (see map_blocks).
