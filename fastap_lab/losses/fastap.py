@@ -16,6 +16,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from fastap_lab.errors import ConfigError
 from fastap_lab.threads import map_blocks
@@ -133,6 +134,7 @@ class _PrecomputedGradient(torch.autograd.Function):
         return total.clone()
 
     @staticmethod
+    @once_differentiable  # a second derivative through a stored gradient would be silently 0
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
         (gradient,) = ctx.saved_tensors
         return grad_output * gradient, None, None

@@ -9,6 +9,8 @@ order *is* the stable descending order of the scores:
   (negative floats have their magnitude bits flipped), after ``+ 0.0`` turns ``-0.0`` into
   ``+0.0`` so the two zeros tie, as they compare equal;
 * low 32 bits: the gallery index, so equal scores keep index order (what ``stable=True`` does).
+  :func:`ranked_relevance` stores index · 2 + relevant there instead: the same order, and the
+  sorted relevance is the keys' lowest bit, with no gather through the order.
 
 Keys are unique, so any sort (stable or not) gives the same result. float16 / bfloat16 scores are
 widened to float32 first (exactly). float64 scores and other devices use ``torch.sort``: 64-bit
