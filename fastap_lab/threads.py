@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import torch
 
@@ -21,16 +22,31 @@ def map_blocks(function, blocks: list, device: torch.device) -> list:
     machine a thread whose core is busy stalls every op (measured: FastAP on 2 threads 5-10x
     slower than on 1 at load 17 on 2 cores). Whole blocks per worker join once, and a worker
     that falls behind simply takes fewer blocks. When other processes already fill the
-    cores (:func:`idle_cores`), the blocks run inline on the calling thread: with more
-    runnable threads than cores every hand-over between two threads (a pool's queue, the
-    GIL) waits out a scheduler time slice, and one thread was measured 2-4x faster.
+    cores (:func:`idle_cores`), the blocks run one after another on the calling thread,
+    torch single-threaded there too: with more runnable threads than cores every hand-over
+    between two threads (an OpenMP barrier, a pool's queue, the GIL) waits out a scheduler
+    time slice, and one thread was measured 2-4x faster.
     """
-    workers = min(torch.get_num_threads(), len(blocks), idle_cores()) if device.type == "cpu" else 1
-    if workers <= 1:
+    if device.type != "cpu":
         return [function(block) for block in blocks]
+    workers = min(torch.get_num_threads(), len(blocks), idle_cores())
+    if workers <= 1:
+        with _one_torch_thread():
+            return [function(block) for block in blocks]
     # set_num_threads in a worker sets that thread's OpenMP team size only, not the caller's.
     with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         return list(pool.map(function, blocks))
+
+
+@contextmanager
+def _one_torch_thread():
+    """torch on one intra-op thread in this thread for the duration, then as before."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def idle_cores(loadavg_path: str = "/proc/loadavg") -> int:
