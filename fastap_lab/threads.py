@@ -29,17 +29,22 @@ def map_blocks(function, blocks: list, device: torch.device) -> list:
     """
     if device.type != "cpu":
         return [function(block) for block in blocks]
-    workers = min(torch.get_num_threads(), len(blocks), idle_cores())
-    if workers <= 1:
-        with _one_torch_thread():
+    if block_workers(len(blocks)) <= 1:
+        with one_torch_thread():
             return [function(block) for block in blocks]
     # set_num_threads in a worker sets that thread's OpenMP team size only, not the caller's.
+    workers = block_workers(len(blocks))
     with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         return list(pool.map(function, blocks))
 
 
+def block_workers(num_blocks: int) -> int:
+    """Worker threads :func:`map_blocks` would use now for ``num_blocks`` CPU blocks (1: inline)."""
+    return max(1, min(torch.get_num_threads(), num_blocks, idle_cores()))
+
+
 @contextmanager
-def _one_torch_thread():
+def one_torch_thread():
     """torch on one intra-op thread in this thread for the duration, then as before."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from fastap_lab.errors import ConfigError
-from fastap_lab.threads import map_blocks
+from fastap_lab.threads import block_workers, map_blocks, one_torch_thread
 
 KERNELS = ("triangular", "gaussian")
 MAX_SQUARED_DISTANCE = 4.0  # squared Euclidean distance between unit vectors lies in [0, 4]
@@ -70,22 +71,25 @@ def fastap_loss(
     A·N·(bins + 1).
     """
     _check_loss_arguments(embeddings, positives, bins, kernel, sigma, anchors)
-    num_items = embeddings.shape[0]
-    columns = torch.arange(num_items, device=embeddings.device)
+    histogram_args = (bins, kernel, sigma)
+    if embeddings.device.type == "cpu" and not torch.compiler.is_compiling():
+        return _blockwise_loss(embeddings, positives, anchors, histogram_args)
+    anchors, valid, positive = _anchor_masks(positives, anchors, embeddings.shape[0])
+    unit = F.normalize(embeddings, p=2, dim=1)
+    num_counted = positive.any(dim=1).sum().clamp(min=1)
+    return _anchor_loss_sum(unit, anchors, valid, positive, histogram_args) / num_counted
+
+
+def _anchor_masks(positives: Tensor, anchors: Tensor | None, num_items: int):
+    """(anchors [A], valid [A, N], positive [A, N]): the anchor rows (default all N), which
+    items each ranks (all but itself) and which of those are its positives."""
+    columns = torch.arange(num_items, device=positives.device)
     if anchors is None:
         anchors = columns
     else:
         positives = positives[anchors]
     not_self = columns.unsqueeze(0) != anchors.unsqueeze(1)
-    positive_mask = positives & not_self
-    unit = F.normalize(embeddings, p=2, dim=1)
-    num_counted = positive_mask.any(dim=1).sum().clamp(min=1)
-    histogram_args = (bins, kernel, sigma)
-    if embeddings.device.type != "cpu" or torch.compiler.is_compiling():
-        total = _anchor_loss_sum(unit, anchors, not_self, positive_mask, histogram_args)
-    else:
-        total = _blockwise_loss_sum(unit, anchors, not_self, positive_mask, histogram_args)
-    return total / num_counted
+    return anchors, not_self, positives & not_self
 
 
 def _anchor_loss_sum(unit, anchors, valid, positive, histogram_args) -> Tensor:
@@ -96,42 +100,52 @@ def _anchor_loss_sum(unit, anchors, valid, positive, histogram_args) -> Tensor:
     return _loss_sum_from_histograms(split[:, 1], split.sum(dim=1), positive.sum(dim=1))
 
 
-def _blockwise_loss_sum(unit, anchors, valid, positive, histogram_args) -> Tensor:
-    """:func:`_anchor_loss_sum` over cache-sized blocks of anchors on the CPU's threads
-    (:func:`~fastap_lab.threads.map_blocks`), each block's gradient taken in its worker.
+def _blockwise_loss(embeddings, positives, anchors, histogram_args) -> Tensor:
+    """The loss on the CPU: :func:`_anchor_loss_sum` over cache-sized blocks of anchors on the
+    CPU's threads (:func:`~fastap_lab.threads.map_blocks`), each block's gradient taken in
+    its worker; the summed gradient joins the caller's graph via :class:`_PrecomputedGradient`.
 
     Same per-element arithmetic as one call; only the order in which block gradients are
-    added differs (float64 agreement with pml is unchanged). The result carries the summed
-    gradient into the caller's graph through :class:`_PrecomputedGradient`.
+    added differs (float64 agreement with pml is unchanged). When other jobs fill the cores,
+    all of it, masks and normalisation included, runs on one torch thread: under
+    oversubscription each two-thread op waits out a scheduler time slice.
     """
-    rows_per_block = max(1, CPU_BLOCK_ENTRIES // max(1, unit.shape[0]))
-    blocks = [slice(s, s + rows_per_block) for s in range(0, len(anchors), rows_per_block)]
-    needs_grad = torch.is_grad_enabled() and unit.requires_grad
-    leaf = unit.detach().requires_grad_(needs_grad)
+    num_anchors = embeddings.shape[0] if anchors is None else len(anchors)
+    rows_per_block = max(1, CPU_BLOCK_ENTRIES // max(1, embeddings.shape[0]))
+    blocks = [slice(s, s + rows_per_block) for s in range(0, num_anchors, rows_per_block)]
+    needs_grad = torch.is_grad_enabled() and embeddings.requires_grad
+    with one_torch_thread() if block_workers(len(blocks)) <= 1 else nullcontext():
+        anchors, valid, positive = _anchor_masks(positives, anchors, embeddings.shape[0])
+        num_counted = positive.any(dim=1).sum().clamp(min=1)
+        leaf = embeddings.detach().requires_grad_(needs_grad)
+        with torch.set_grad_enabled(needs_grad):
+            unit = F.normalize(leaf, p=2, dim=1)
+        unit_leaf = unit.detach().requires_grad_(needs_grad)
 
-    def block_sum(rows: slice) -> tuple[Tensor, Tensor | None]:
-        with torch.set_grad_enabled(needs_grad):  # grad mode is per thread
-            total = _anchor_loss_sum(
-                leaf, anchors[rows], valid[rows], positive[rows], histogram_args
-            )
-            gradient = torch.autograd.grad(total, leaf)[0] if needs_grad else None
-        return total.detach(), gradient
+        def block_sum(rows: slice) -> tuple[Tensor, Tensor | None]:
+            with torch.set_grad_enabled(needs_grad):  # grad mode is per thread
+                total = _anchor_loss_sum(
+                    unit_leaf, anchors[rows], valid[rows], positive[rows], histogram_args
+                )
+                gradient = torch.autograd.grad(total, unit_leaf)[0] if needs_grad else None
+            return total.detach(), gradient
 
-    results = map_blocks(block_sum, blocks, unit.device)
-    total = torch.stack([block_total for block_total, _ in results]).sum()
-    if not needs_grad:
-        return total
-    gradient = torch.stack([block_gradient for _, block_gradient in results]).sum(dim=0)
-    return _PrecomputedGradient.apply(unit, total, gradient)
+        results = map_blocks(block_sum, blocks, embeddings.device)
+        loss = torch.stack([block_total for block_total, _ in results]).sum() / num_counted
+        if not needs_grad:
+            return loss
+        unit_gradient = torch.stack([block_gradient for _, block_gradient in results]).sum(0)
+        (gradient,) = torch.autograd.grad(unit, leaf, unit_gradient / num_counted)
+    return _PrecomputedGradient.apply(embeddings, loss, gradient)
 
 
 class _PrecomputedGradient(torch.autograd.Function):
-    """``total`` as a function of ``unit`` whose gradient was already computed (``gradient``)."""
+    """``loss`` as a function of ``embeddings`` whose gradient was already computed."""
 
     @staticmethod
-    def forward(ctx, unit: Tensor, total: Tensor, gradient: Tensor) -> Tensor:
+    def forward(ctx, embeddings: Tensor, loss: Tensor, gradient: Tensor) -> Tensor:
         ctx.save_for_backward(gradient)
-        return total.clone()
+        return loss.clone()
 
     @staticmethod
     @once_differentiable  # a second derivative through a stored gradient would be silently 0
