@@ -403,3 +403,32 @@ def test_far_gaussian_tails_give_finite_gradients_in_float32():
     reference.backward()
     assert abs(loss.item() - reference.item()) < 1e-6
     assert torch.allclose(single.grad.double(), double.grad, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_anchor_blocks_on_worker_threads_equal_one_block(monkeypatch, threads):
+    # 5-row blocks (the last one short) spread over worker threads, with an anchor subset.
+    from fastap_lab import threads as thread_pool
+    from fastap_lab.losses import fastap
+
+    embeddings, labels = random_case(48, 6, num_labels=5, seed=21)
+    positives = positives_from_labels(labels)
+    anchors = torch.tensor([0, 5, 7, 11, 12, 19, 30, 31, 40, 47, 3, 2])
+    one_block = [
+        value_and_grad(lambda x, a=a: fastap_loss(x, positives, bins=10, anchors=a), embeddings)
+        for a in (None, anchors)
+    ]
+    monkeypatch.setattr(fastap, "CPU_BLOCK_ENTRIES", 5 * 48)
+    monkeypatch.setattr(thread_pool, "idle_cores", lambda: threads)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        blocked = [
+            value_and_grad(lambda x, a=a: fastap_loss(x, positives, bins=10, anchors=a), embeddings)
+            for a in (None, anchors)
+        ]
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(blocked, one_block, atol=1e-15, rtol=1e-13)
+    with torch.no_grad():  # no gradient wanted: blocks return values only
+        torch.testing.assert_close(fastap_loss(embeddings, positives, bins=10), blocked[0][0])

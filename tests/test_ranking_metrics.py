@@ -226,3 +226,50 @@ def test_empty_gallery_gives_a_nan_row_per_query():
     per_query = ranking_metrics(torch.zeros(3, 0), torch.zeros(3, 0, dtype=torch.bool), ks=(1,))
     assert per_query["num_relevant"].tolist() == [0, 0, 0]
     assert all(torch.isnan(per_query[name]).all() for name in ("ap", "precision@1", "map@r"))
+
+
+def dense_problem(seed, dtype, levels=None, masked=False):
+    """Binary-label retrieval as users run it: 30-50 % of each row relevant, scores optionally
+    quantised to ``levels`` values (long tie groups mixing relevant and irrelevant items)."""
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.rand(50, 90, generator=generator, dtype=torch.float64) * 2 - 1
+    if levels:
+        scores = torch.round(scores * (levels // 2)) / (levels // 2)
+    share = 0.3 + 0.2 * torch.rand(50, 1, generator=generator)
+    relevant = torch.rand(50, 90, generator=generator) < share
+    valid = torch.rand(50, 90, generator=generator) < 0.8 if masked else None
+    return scores.to(dtype), relevant, valid
+
+
+@DTYPES
+@pytest.mark.parametrize("levels", [None, 3, 9])
+@pytest.mark.parametrize("masked", [False, True])
+def test_dense_binary_relevance_equals_sklearn_and_brute_force(levels, masked, dtype):
+    scores, relevant, valid = dense_problem(11 + (levels or 0) + masked, dtype, levels, masked)
+    assert 0.3 < relevant.float().mean() < 0.5
+    ours = ranking_metrics(scores, relevant, KS, valid)
+    np.testing.assert_allclose(
+        ours["ap"].numpy(), sklearn_ap(scores, relevant, valid), rtol=0, atol=1e-12
+    )
+    for name, values in brute_force(scores, relevant, valid, KS).items():
+        np.testing.assert_allclose(ours[name].numpy(), values, rtol=0, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blocks_on_worker_threads_equal_one_block(monkeypatch, threads):
+    # Tiny blocks (3 rows) spread over worker threads, with tie runs that end a row.
+    scores, relevant, valid = dense_problem(5, torch.float32, levels=5, masked=True)
+    scores[:, -4:] = scores[:, -5:-4]
+    reference = ranking_metrics(scores, relevant, KS, valid)
+    monkeypatch.setattr("fastap_lab.retrieval.metrics._BLOCK_ENTRIES", 3 * scores.shape[1])
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        blocked = ranking_metrics(scores, relevant, KS, valid)
+    finally:
+        torch.set_num_threads(previous)
+    for name, values in reference.items():
+        torch.testing.assert_close(blocked[name], values, equal_nan=True, rtol=0, atol=0)
+    np.testing.assert_allclose(
+        reference["ap"].numpy(), sklearn_ap(scores.double(), relevant, valid), atol=1e-12
+    )

@@ -1,9 +1,16 @@
 """Retrieval-metric speed and exactness: ours vs torchmetrics vs scikit-learn vs a bare sort.
 
-``python -m fastap_lab.bench ranking --sizes 1000 4000 16000 --dim 256 --big 50000``
+``python -m fastap_lab.bench ranking --sizes 1000 4000 --classes 2 3 10 50 --big 50000``
 
-For each N: random clustered embeddings, all-vs-all cosine retrieval with the self-match
-excluded. Timed side by side on the same scores:
+Workloads (``--classes``, default 2 then 50), all-vs-all cosine retrieval, self-match excluded:
+
+* 2 classes, the users' case: a breathing sequence. A 1-D latent (chest position) follows
+  irregular breaths with breath-holds; frames embed it smoothly in D dims plus noise, and
+  the label is "latent within ``HOLD_TOLERANCE`` of the hold position": 30-50 % of the
+  gallery is relevant to every query, and float32 cosines tie about once per row.
+* C > 2 classes: random clustered embeddings around C centres (50: ~2 % relevant, sparse).
+
+Timed side by side on the same scores, each row printed with the load average:
 
 * ours: ``evaluate_all_vs_all`` (chunked, exact, tie-aware AP).
 * torchmetrics ``RetrievalMAP`` + ``RetrievalPrecision(top_k=10)`` on (cos + 1) / 2 + 1e-6, so
@@ -22,9 +29,10 @@ Ours, torchmetrics and the floor are each timed as the best of ``--repeats`` run
 disturbed by other load; torchmetrics' first call is several times slower than later ones), so
 their ratio compares like with like; sklearn runs once. torchmetrics runs in a fresh process
 whose peak RSS is printed; a size whose quadratic extrapolation exceeds ``--memory-limit-gb``
-is skipped (at N=16000 it would need more than this 24 GB machine has).
+is skipped.
 
-``--big N`` runs ours all-vs-all in a fresh subprocess and reports its peak RSS and time.
+``--big N`` runs ours all-vs-all on the first workload in a fresh subprocess and reports its
+peak RSS and time.
 """
 
 from __future__ import annotations
@@ -42,21 +50,10 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.retrieval import RetrievalMAP, RetrievalPrecision
 
+from fastap_lab.bench._workloads import workload
 from fastap_lab.retrieval.metrics import summarize
 from fastap_lab.retrieval.ordering import stable_descending_order
 from fastap_lab.retrieval.search import evaluate_all_vs_all
-
-NUM_CLASSES = 50
-NOISE_SCALE = 3.0  # per-dimension noise vs unit-variance centres: mAP about 0.25
-
-
-def clustered_embeddings(num_items: int, dim: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """[N, D] float32 embeddings around NUM_CLASSES random centres, and [N] long labels."""
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, NUM_CLASSES, (num_items,), generator=generator)
-    centres = torch.randn(NUM_CLASSES, dim, generator=generator)
-    noise = torch.randn(num_items, dim, generator=generator) * NOISE_SCALE
-    return centres[labels] + noise, labels
 
 
 def timed(function, *args, repeats: int = 1, **kwargs):
@@ -119,13 +116,17 @@ def torch_sort(scores: torch.Tensor):
     return torch.sort(scores, dim=1, descending=True)
 
 
-def benchmark_size(num_items: int, args, torchmetrics_runs: dict[int, dict]) -> None:
-    embeddings, labels = clustered_embeddings(num_items, args.dim)
+def benchmark_size(classes: int, num_items: int, args, torchmetrics_runs: dict) -> None:
+    embeddings, labels = workload(classes, num_items, args.dim)
     ours_ap, ours_s = timed(run_ours, embeddings, labels, repeats=args.repeats)
     _, floor_s = timed(run_sort_floor, embeddings, torch_sort, repeats=args.repeats)
     _, packed_s = timed(run_sort_floor, embeddings, stable_descending_order, repeats=args.repeats)
     ours_map = np.nanmean(ours_ap.numpy())
-    print(f"N={num_items:6d}  ours {ours_s * 1e3:9.0f} ms   mAP {ours_map:.4f}")
+    relevant_share = (labels[:, None] == labels[None, :]).float().mean().item()
+    print(
+        f"classes={classes:<3d} N={num_items:6d}  ours {ours_s * 1e3:9.0f} ms   mAP {ours_map:.4f}"
+        f"   {100 * relevant_share:.0f} % relevant   load {_load()}"
+    )
     print(
         f"          sort floor: torch.sort {floor_s * 1e3:.0f} ms, ours {packed_s * 1e3:.0f} ms"
         f"   ours / torch.sort floor = {ours_s / floor_s:.2f}, ours / own sort = "
@@ -133,7 +134,8 @@ def benchmark_size(num_items: int, args, torchmetrics_runs: dict[int, dict]) -> 
     )
     seconds, gib = _predicted(num_items, torchmetrics_runs)
     if seconds <= args.torchmetrics_limit and gib <= args.memory_limit_gb:
-        run = torchmetrics_runs[num_items] = run_child("--child-torchmetrics", num_items, args)
+        run = run_child("--child-torchmetrics", classes, num_items, args)
+        torchmetrics_runs[num_items] = run
         print(
             f"          torchmetrics {run['seconds'] * 1e3:9.0f} ms   torchmetrics / ours = "
             f"{run['seconds'] / ours_s:.1f}x   |mAP diff| {abs(run['mAP'] - ours_map):.2e}   "
@@ -157,6 +159,11 @@ def benchmark_size(num_items: int, args, torchmetrics_runs: dict[int, dict]) -> 
         print("          sklearn skipped")
 
 
+def _load() -> str:
+    """The 1 / 5 / 15-minute load averages: on a shared machine, how busy the other cores were."""
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def _predicted(num_items: int, runs: dict[int, dict]) -> tuple[float, float]:
     """Seconds and peak GiB of a torchmetrics run at ``num_items``, extrapolated quadratically
     from the largest size measured (it keeps every (query, item) pair in memory)."""
@@ -168,9 +175,9 @@ def _predicted(num_items: int, runs: dict[int, dict]) -> tuple[float, float]:
     return run["seconds"] * growth, (run["start_mib"] + pairs_mib) / 1024
 
 
-def run_child_measurement(kind: str, num_items: int, dim: int, repeats: int) -> dict:
+def run_child_measurement(kind: str, classes: int, num_items: int, dim: int, repeats: int) -> dict:
     """In the child process: best-of-``repeats`` seconds, mAP and this process's peak RSS."""
-    embeddings, labels = clustered_embeddings(num_items, dim)
+    embeddings, labels = workload(classes, num_items, dim)
     start_mib = _peak_rss_mib()
     if kind == "torchmetrics":
         map_value, seconds = timed(run_torchmetrics, embeddings, labels, repeats=repeats)
@@ -185,9 +192,10 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run_child(flag: str, num_items: int, args) -> dict:
+def run_child(flag: str, classes: int, num_items: int, args) -> dict:
     """A measurement in a fresh process, so that its peak memory is its own."""
     command = [sys.executable, "-m", "fastap_lab.bench", "ranking", flag, str(num_items)]
+    command += ["--classes", str(classes)]
     command += ["--dim", str(args.dim), "--threads", str(torch.get_num_threads())]
     command += ["--repeats", str(args.repeats if flag == "--child-torchmetrics" else 1)]
     completed = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -195,9 +203,10 @@ def run_child(flag: str, num_items: int, args) -> dict:
 
 
 def benchmark_big(num_items: int, args) -> None:
-    result = run_child("--child-big", num_items, args)
+    classes = args.classes[0]
+    result = run_child("--child-big", classes, num_items, args)
     print(
-        f"big N={num_items} x {args.dim}: ours all-vs-all {result['seconds']:.1f} s, "
+        f"big classes={classes} N={num_items} x {args.dim}: ours all-vs-all {result['seconds']:.1f} s, "
         f"peak RSS {result['peak_mib']:.0f} MiB, mAP {result['mAP']:.4f}"
     )
 
@@ -209,8 +218,15 @@ def _default_memory_limit_gb() -> float:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fastap_lab.bench ranking")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 16000])
-    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
+    parser.add_argument(
+        "--classes",
+        type=int,
+        nargs="+",
+        default=[2, 50],
+        help="workloads: 2 = breathing sequence with binary hold labels, C > 2 = C clusters",
+    )
+    parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--big", type=int, default=0, help="N for the subprocess memory run")
     parser.add_argument("--sklearn-max", type=int, default=4000)
     parser.add_argument("--torchmetrics-limit", type=float, default=120.0, help="seconds")
@@ -226,7 +242,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--child-big", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--child-torchmetrics", type=int, default=0, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if min(args.classes) < 2:
+        parser.error(f"--classes {min(args.classes)}: each workload needs at least 2 classes")
+    return args
 
 
 def main(argv: list[str]) -> int:
@@ -235,12 +254,19 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     for kind, num_items in (("big", args.child_big), ("torchmetrics", args.child_torchmetrics)):
         if num_items:
-            print(json.dumps(run_child_measurement(kind, num_items, args.dim, args.repeats)))
+            measurement = run_child_measurement(
+                kind, args.classes[0], num_items, args.dim, args.repeats
+            )
+            print(json.dumps(measurement))
             return 0
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, dim {args.dim}")
-    torchmetrics_runs: dict[int, dict] = {}
-    for num_items in args.sizes:
-        benchmark_size(num_items, args, torchmetrics_runs)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
+        f"dim {args.dim}, best of {args.repeats}; load average {_load()}"
+    )
+    for classes in args.classes:
+        torchmetrics_runs: dict[int, dict] = {}
+        for num_items in args.sizes:
+            benchmark_size(classes, num_items, args, torchmetrics_runs)
     if args.big:
         benchmark_big(args.big, args)
     return 0

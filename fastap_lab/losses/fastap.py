@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import math
 import numbers
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from fastap_lab.errors import ConfigError
+from fastap_lab.threads import block_workers, map_blocks, one_torch_thread
 
 KERNELS = ("triangular", "gaussian")
 MAX_SQUARED_DISTANCE = 4.0  # squared Euclidean distance between unit vectors lies in [0, 4]
+# On the CPU anchors are processed in blocks of about this many [anchor, item] pairs: a
+# block's ~15 [rows, N] temporaries stay in cache, and blocks spread over threads without
+# per-op barriers (see fastap_lab.threads).
+CPU_BLOCK_ENTRIES = 1 << 17
 # The gaussian window keeps every centre within this many sigmas of the distance: the mass
 # dropped beyond it is < exp(-6²/2) ≈ 1.5e-8 relative, far below float32 resolution of a bin.
 GAUSSIAN_TRUNCATION_SIGMAS = 6.0
@@ -64,18 +71,87 @@ def fastap_loss(
     A·N·(bins + 1).
     """
     _check_loss_arguments(embeddings, positives, bins, kernel, sigma, anchors)
-    num_items = embeddings.shape[0]
-    columns = torch.arange(num_items, device=embeddings.device)
-    distances = _squared_distances_on_sphere(embeddings, anchors)
+    histogram_args = (bins, kernel, sigma)
+    if embeddings.device.type == "cpu" and not torch.compiler.is_compiling():
+        return _blockwise_loss(embeddings, positives, anchors, histogram_args)
+    anchors, valid, positive = _anchor_masks(positives, anchors, embeddings.shape[0])
+    unit = F.normalize(embeddings, p=2, dim=1)
+    num_counted = positive.any(dim=1).sum().clamp(min=1)
+    return _anchor_loss_sum(unit, anchors, valid, positive, histogram_args) / num_counted
+
+
+def _anchor_masks(positives: Tensor, anchors: Tensor | None, num_items: int):
+    """(anchors [A], valid [A, N], positive [A, N]): the anchor rows (default all N), which
+    items each ranks (all but itself) and which of those are its positives."""
+    columns = torch.arange(num_items, device=positives.device)
     if anchors is None:
         anchors = columns
     else:
         positives = positives[anchors]
     not_self = columns.unsqueeze(0) != anchors.unsqueeze(1)
-    positive_mask = positives & not_self
-    split = split_histograms(distances, not_self, positive_mask, bins, kernel, sigma)
-    positive_hist = split[:, 1]
-    return _loss_from_histograms(positive_hist, split.sum(dim=1), positive_mask.sum(dim=1))
+    return anchors, not_self, positives & not_self
+
+
+def _anchor_loss_sum(unit, anchors, valid, positive, histogram_args) -> Tensor:
+    """Σ (1 − FastAP_i) over the rows ``anchors`` [A] that have a positive: unit rows [N, D],
+    ``valid`` / ``positive`` [A, N] bool (the anchor itself is not valid)."""
+    distances = _squared_distances_on_sphere(unit[anchors], unit)
+    split = split_histograms(distances, valid, positive, *histogram_args)
+    return _loss_sum_from_histograms(split[:, 1], split.sum(dim=1), positive.sum(dim=1))
+
+
+def _blockwise_loss(embeddings, positives, anchors, histogram_args) -> Tensor:
+    """The loss on the CPU: :func:`_anchor_loss_sum` over cache-sized blocks of anchors on the
+    CPU's threads (:func:`~fastap_lab.threads.map_blocks`), each block's gradient taken in
+    its worker; the summed gradient joins the caller's graph via :class:`_PrecomputedGradient`.
+
+    Same per-element arithmetic as one call; only the order in which block gradients are
+    added differs (float64 agreement with pml is unchanged). When other jobs fill the cores,
+    all of it, masks and normalisation included, runs on one torch thread: under
+    oversubscription each two-thread op waits out a scheduler time slice.
+    """
+    num_anchors = embeddings.shape[0] if anchors is None else len(anchors)
+    rows_per_block = max(1, CPU_BLOCK_ENTRIES // max(1, embeddings.shape[0]))
+    blocks = [slice(s, s + rows_per_block) for s in range(0, num_anchors, rows_per_block)]
+    needs_grad = torch.is_grad_enabled() and embeddings.requires_grad
+    with one_torch_thread() if block_workers(len(blocks)) <= 1 else nullcontext():
+        anchors, valid, positive = _anchor_masks(positives, anchors, embeddings.shape[0])
+        num_counted = positive.any(dim=1).sum().clamp(min=1)
+        leaf = embeddings.detach().requires_grad_(needs_grad)
+        with torch.set_grad_enabled(needs_grad):
+            unit = F.normalize(leaf, p=2, dim=1)
+        unit_leaf = unit.detach().requires_grad_(needs_grad)
+
+        def block_sum(rows: slice) -> tuple[Tensor, Tensor | None]:
+            with torch.set_grad_enabled(needs_grad):  # grad mode is per thread
+                total = _anchor_loss_sum(
+                    unit_leaf, anchors[rows], valid[rows], positive[rows], histogram_args
+                )
+                gradient = torch.autograd.grad(total, unit_leaf)[0] if needs_grad else None
+            return total.detach(), gradient
+
+        results = map_blocks(block_sum, blocks, embeddings.device)
+        loss = torch.stack([block_total for block_total, _ in results]).sum() / num_counted
+        if not needs_grad:
+            return loss
+        unit_gradient = torch.stack([block_gradient for _, block_gradient in results]).sum(0)
+        (gradient,) = torch.autograd.grad(unit, leaf, unit_gradient / num_counted)
+    return _PrecomputedGradient.apply(embeddings, loss, gradient)
+
+
+class _PrecomputedGradient(torch.autograd.Function):
+    """``loss`` as a function of ``embeddings`` whose gradient was already computed."""
+
+    @staticmethod
+    def forward(ctx, embeddings: Tensor, loss: Tensor, gradient: Tensor) -> Tensor:
+        ctx.save_for_backward(gradient)
+        return loss.clone()
+
+    @staticmethod
+    @once_differentiable  # a second derivative through a stored gradient would be silently 0
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
+        (gradient,) = ctx.saved_tensors
+        return grad_output * gradient, None, None
 
 
 def soft_histograms(
@@ -157,16 +233,16 @@ def _gaussian_weights(distances: Tensor, bins: int, sigma: float) -> tuple[Tenso
     return index, torch.softmax(-(offsets**2) / (2 * sigma**2), dim=-1)
 
 
-def _squared_distances_on_sphere(embeddings: Tensor, anchors: Tensor | None) -> Tensor:
-    """[A, N] squared Euclidean distances 2 − 2·cos between L2-normalised rows, in [0, 4]."""
-    unit = F.normalize(embeddings, p=2, dim=1)
-    anchor_unit = unit if anchors is None else unit[anchors]
+def _squared_distances_on_sphere(anchor_unit: Tensor, unit: Tensor) -> Tensor:
+    """[A, N] squared Euclidean distances 2 − 2·cos between unit rows [A, D] and [N, D]."""
     cosine = anchor_unit @ unit.T
     return (2 - 2 * cosine).clamp(0, MAX_SQUARED_DISTANCE)
 
 
-def _loss_from_histograms(positive_hist: Tensor, all_hist: Tensor, num_positives: Tensor) -> Tensor:
-    """1 − mean FastAP over rows with ≥ 1 positive, from [A, bins + 1] histograms.
+def _loss_sum_from_histograms(
+    positive_hist: Tensor, all_hist: Tensor, num_positives: Tensor
+) -> Tensor:
+    """Σ (1 − FastAP) over rows with ≥ 1 positive, from [A, bins + 1] histograms.
 
     Branch-free (no data-dependent Python control flow) so it traces under torch.compile.
     """
@@ -182,8 +258,7 @@ def _loss_from_histograms(positive_hist: Tensor, all_hist: Tensor, num_positives
     has_positive = num_positives > 0
     counts = num_positives.clamp(min=1).to(positive_hist.dtype)
     average_precision = precision_terms.sum(dim=1) / counts
-    per_anchor_loss = (1 - average_precision) * has_positive.to(positive_hist.dtype)
-    return per_anchor_loss.sum() / has_positive.sum().clamp(min=1)
+    return ((1 - average_precision) * has_positive.to(positive_hist.dtype)).sum()
 
 
 def _check_loss_arguments(embeddings, positives, bins, kernel, sigma, anchors) -> None:
@@ -231,7 +306,8 @@ def _check_sigma(kernel: str, sigma: float | None) -> None:
 def positives_from_labels(labels: Tensor) -> Tensor:
     """[N, N] bool: same label, diagonal False. ``labels``: [N] integer class ids."""
     same = labels.unsqueeze(0) == labels.unsqueeze(1)
-    return same & ~torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
+    # One N×N op instead of three (eye, invert, and): each costs a time slice on a busy CPU.
+    return same.fill_diagonal_(False)
 
 
 def positives_from_views(

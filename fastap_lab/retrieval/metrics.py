@@ -30,11 +30,15 @@ import torch
 from torch import Tensor
 
 from fastap_lab.errors import ConfigError
-from fastap_lab.retrieval.ordering import stable_descending_order
+from fastap_lab.retrieval.ordering import ranked_relevance
+from fastap_lab.threads import map_blocks
 
-# Rows are processed in blocks of about this many score entries; bounds the ~40 bytes of
-# temporaries per entry (sort keys and indices, masks, tie keys) to well under 1 GB.
-_BLOCK_ENTRIES = 1 << 24
+# Rows are processed in blocks of about this many score entries. Each block is sorted and
+# reduced on its own (~50 bytes of temporaries per entry), so a block stays in a core's cache
+# and memory is bounded by threads x block, whatever Q and G. Accelerators take blocks this
+# many times larger: their per-kernel launch cost, not cache, is what matters there.
+_BLOCK_ENTRIES = 1 << 18
+_ACCELERATOR_BLOCK_SCALE = 64
 
 
 def metric_names(ks: Sequence[int]) -> list[str]:
@@ -105,12 +109,18 @@ def ranking_metrics(
     """
     ks = _check_ks(ks)
     _check_shapes(scores, relevant, valid)
-    rows_per_block = max(1, _BLOCK_ENTRIES // max(1, scores.shape[1]))
-    tables = [scores.new_zeros(0, len(metric_names(ks)) + 1, dtype=torch.float64)]
-    for start in range(0, scores.shape[0], rows_per_block):
-        block = slice(start, start + rows_per_block)
+    block_entries = _BLOCK_ENTRIES * (
+        1 if scores.device.type == "cpu" else _ACCELERATOR_BLOCK_SCALE
+    )
+    rows_per_block = max(1, block_entries // max(1, scores.shape[1]))
+    blocks = [slice(s, s + rows_per_block) for s in range(0, scores.shape[0], rows_per_block)]
+
+    def table_of(block: slice) -> Tensor:
         block_valid = None if valid is None else valid[block].bool()
-        tables.append(_block_table(scores[block], relevant[block].bool(), block_valid, ks))
+        return _block_table(scores[block], relevant[block].bool(), block_valid, ks)
+
+    tables = [scores.new_zeros(0, len(metric_names(ks)) + 1, dtype=torch.float64)]
+    tables += map_blocks(table_of, blocks, scores.device)
     columns = torch.cat(tables).T.contiguous()
     return dict(zip([*metric_names(ks), "num_relevant"], columns, strict=True))
 
@@ -143,42 +153,52 @@ def _block_table(
     scores: Tensor, relevant: Tensor, valid: Tensor | None, ks: tuple[int, ...]
 ) -> Tensor:
     """Metrics of one block of rows as [C, metrics + 1] float64, columns ordered as
-    ``metric_names(ks)`` then num_relevant: one dense sort, then work per relevant item.
+    ``metric_names(ks)`` then num_relevant: one sort, then dense cumulative sums.
 
-    Excluded items get score -inf so that the valid items fill the front of each sorted row:
-    a relevant item's 1-based rank is its sorted position + 1 (ties in gallery-index order).
-    ``tie_keys`` (:func:`stable_descending_order`) stand for the sorted scores and are only
-    compared for equality.
-    Per-item terms are summed per query by a single ``index_add_`` (few large ops, not many
-    small ones).
+    Excluded items get score -inf so that the valid items fill the front of each sorted row
+    (relevant excluded items are made irrelevant first).
     """
-    if scores.numel() and torch.isnan(scores).any():
+    if scores.numel() and torch.isnan(scores.amax()):  # max propagates NaN: one reduction
         raise ValueError("scores contain NaN; rankings of NaN scores are undefined")
     if valid is not None:
-        scores = scores.masked_fill(~valid, float("-inf"))
         relevant = relevant & valid
-    tie_keys, order = stable_descending_order(scores)
-    rows, cols = relevant.gather(1, order).nonzero(as_tuple=True)
-    if valid is not None and torch.isneginf(scores[rows, order[rows, cols]]).any():
-        raise ValueError("a valid relevant item has score -inf; mark it valid=False instead")
-    del order
-    flat_position = rows * tie_keys.shape[1] + cols
-    num_relevant = torch.bincount(rows, minlength=scores.shape[0])
-    rank = cols + 1
-    hit_index = torch.arange(len(rows), device=rows.device)
-    hits_so_far = hit_index - (num_relevant.cumsum(0) - num_relevant)[rows] + 1  # incl. self
-    within_r = rank <= num_relevant[rows]
-    item_terms = torch.stack(
+        if scores.numel() and torch.isneginf(torch.where(relevant, scores, 0).amin()):
+            raise ValueError("a valid relevant item has score -inf; mark it valid=False instead")
+        scores = torch.where(valid, scores, float("-inf"))
+    if scores.shape[1] == 0:
+        no_relevant = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
+        return _normalised_table(
+            scores.new_zeros(len(scores), len(ks) + 3).double(), no_relevant, ks
+        )
+    tie_keys, ranked = ranked_relevance(scores, relevant)
+    return _table_of_ranking(tie_keys, ranked, ks)
+
+
+def _table_of_ranking(tie_keys: Tensor, ranked: Tensor, ks: tuple[int, ...]) -> Tensor:
+    """Metrics table (see :func:`_block_table`) of sorted relevance ``ranked`` [C, G] (G >= 1)
+    with its ``tie_keys`` [C, G]; every metric is read off two cumulative sums.
+
+    hits[:, j] = relevant items among the first j + 1; precision[:, j] = hits / (j + 1) at
+    relevant positions, 0 elsewhere. AP sums precision over all positions (then corrected
+    for ties), MAP@R over the first R, R-precision and P@K read hits at R and K.
+    """
+    num_cols = ranked.shape[1]
+    hits = ranked.cumsum(1, dtype=torch.int32 if num_cols < 2**31 else torch.int64)
+    num_relevant = hits[:, -1].long()
+    rank = torch.arange(1, num_cols + 1, dtype=torch.float64, device=ranked.device)
+    precision = (hits * ranked).double().div_(rank)
+    last_of_top_r = (num_relevant - 1).clamp_min(0)[:, None]
+    # MAP@R only sums the first R positions: the running sum stops at the largest R.
+    top_r_precision = precision[:, : max(1, int(num_relevant.max()))].cumsum(1)
+    totals = torch.stack(
         [
-            _tie_aware_precision(tie_keys, flat_position, rows, cols, hits_so_far),
-            *[rank <= k for k in ks],
-            within_r,
-            hits_so_far.double() / rank * within_r,
+            _tie_aware_precision_sum(tie_keys, ranked, hits, precision),
+            *[hits[:, min(k, num_cols) - 1].double() for k in ks],
+            hits.gather(1, last_of_top_r)[:, 0].double(),
+            top_r_precision.gather(1, last_of_top_r)[:, 0],
         ],
         dim=1,
     )
-    totals = item_terms.new_zeros(scores.shape[0], item_terms.shape[1])
-    totals.index_add_(0, rows, item_terms)
     return _normalised_table(totals, num_relevant, ks)
 
 
@@ -200,46 +220,38 @@ def _normalised_table(totals: Tensor, num_relevant: Tensor, ks: tuple[int, ...])
     return torch.cat([table, num_relevant.double()[:, None]], dim=1)
 
 
-def _tie_aware_precision(
-    tie_keys: Tensor, flat_position: Tensor, rows: Tensor, cols: Tensor, hits_so_far: Tensor
+def _tie_aware_precision_sum(
+    tie_keys: Tensor, ranked: Tensor, hits: Tensor, precision: Tensor
 ) -> Tensor:
-    """Precision at the end of each relevant item's tie group, float64 [M].
+    """Sum over relevant items of the precision at the end of their tie group, float64 [C].
 
     sklearn evaluates precision once per distinct score, so all items of a tie group share
-    the precision reached after the whole group. Without ties this is precision at the item.
+    the precision reached after the whole group. ``precision`` (at each item, ties broken by
+    index) is already right outside tie groups; each group of >= 2 items then trades its
+    items' own precisions for (relevant items in it) x precision at its end. Groups are runs
+    of tied neighbour pairs, found by one dense comparison; the rest is segment sums over
+    the pairs (float32 cosines tie about once per row at G = 4000, so pairs are few).
     """
+    precision_sum = precision.sum(1)
     num_cols = tie_keys.shape[1]
-    flat_keys = tie_keys.reshape(-1)
-    next_position = (flat_position + 1).clamp_max(max(flat_keys.numel() - 1, 0))
-    tied_with_next = (cols < num_cols - 1) & (flat_keys[next_position] == flat_keys[flat_position])
-    if not tied_with_next.any():
-        return hits_so_far.double() / (cols + 1)
-    group_end = _tie_group_ends(tie_keys, rows, cols, tied_with_next)
-    # Row-major flat positions ascend, so a binary search counts the relevant items up to
-    # (row, group_end); subtracting the index of the row's first relevant item localises it.
-    up_to_group_end = torch.searchsorted(flat_position, rows * num_cols + group_end, right=True)
-    first_hit_of_row = torch.arange(len(rows), device=rows.device) - hits_so_far + 1
-    hits_at_group_end = up_to_group_end - first_hit_of_row
-    return hits_at_group_end.double() / (group_end + 1)
-
-
-def _tie_group_ends(tie_keys: Tensor, rows: Tensor, cols: Tensor, tied: Tensor) -> Tensor:
-    """Last position of the tie group of each (row, col) of descending ``tie_keys``, [M].
-
-    Ties are rare for real-valued scores, so the dense reversed running minimum over group
-    ends is only computed for rows where some item in ``tied`` ties with its successor.
-    """
-    num_cols = tie_keys.shape[1]
-    tied_rows, slot_of_item = torch.unique(rows[tied], return_inverse=True)
-    tied_keys = tie_keys[tied_rows]
-    is_group_end = torch.ones_like(tied_keys, dtype=torch.bool)
-    is_group_end[:, :-1] = tied_keys[:, :-1] != tied_keys[:, 1:]
-    positions = torch.arange(num_cols, device=tie_keys.device)
-    ends = torch.where(is_group_end, positions, num_cols - 1)
-    ends = ends.flip(1).cummin(1).values.flip(1)  # first group end at or after each position
-    group_end = cols.clone()
-    group_end[tied] = ends[slot_of_item, cols[tied]]
-    return group_end
+    rows, firsts = (tie_keys[:, 1:] == tie_keys[:, :-1]).nonzero(as_tuple=True)
+    if not len(rows):
+        return precision_sum
+    # Pair (row, j) ties items j and j + 1; consecutive pairs of a row chain into one group.
+    flat = rows * num_cols + firsts
+    opens_group = torch.ones_like(flat, dtype=torch.bool)
+    opens_group[1:] = flat[1:] != flat[:-1] + 1
+    closes_group = opens_group.roll(-1)
+    group_of_pair = opens_group.cumsum(0) - 1
+    group_rows, starts = rows[opens_group], firsts[opens_group]
+    ends = firsts[closes_group] + 1
+    hits_at_end = hits[group_rows, ends].double()
+    hits_before = (hits[group_rows, starts] - ranked[group_rows, starts].int()).double()
+    group_terms = (hits_at_end - hits_before) * hits_at_end / (ends + 1)
+    own_terms = precision[group_rows, starts].index_add(
+        0, group_of_pair, precision[rows, firsts + 1]
+    )
+    return precision_sum.index_add_(0, group_rows, group_terms - own_terms)
 
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:

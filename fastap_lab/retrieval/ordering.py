@@ -9,6 +9,8 @@ order *is* the stable descending order of the scores:
   (negative floats have their magnitude bits flipped), after ``+ 0.0`` turns ``-0.0`` into
   ``+0.0`` so the two zeros tie, as they compare equal;
 * low 32 bits: the gallery index, so equal scores keep index order (what ``stable=True`` does).
+  :func:`ranked_relevance` stores index · 2 + relevant there instead: the same order, and the
+  sorted relevance is the keys' lowest bit, with no gather through the order.
 
 Keys are unique, so any sort (stable or not) gives the same result. float16 / bfloat16 scores are
 widened to float32 first (exactly). float64 scores and other devices use ``torch.sort``: 64-bit
@@ -57,7 +59,41 @@ def _packable(scores: Tensor) -> bool:
     )
 
 
+def ranked_relevance(scores: Tensor, relevant: Tensor) -> tuple[Tensor, Tensor]:
+    """Each row's relevance flags in stable descending score order (ties by ascending index).
+
+    Args:
+        scores: [R, C] float scores without NaN; relevant: [R, C] bool.
+
+    Returns:
+        ``(tie_keys, ranked)``, both [R, C]: ``ranked[r, j]`` is the relevance of row r's j-th
+        highest score; ``tie_keys`` as in :func:`stable_descending_order`. On the packed path the
+        relevance bit rides in the key's lowest bit (index · 2 + relevant), so it comes out of
+        the sort without a gather through the order.
+    """
+    scores = scores.detach()
+    if _packable(scores) and scores.shape[1] < _MAX_PACKED_COLUMNS // 2:
+        keys = _sorted_keys(scores.float(), _flagged_indices(relevant))
+        return keys >> 32, (keys & 1).bool()
+    tie_keys, order = stable_descending_order(scores)
+    return tie_keys, relevant.gather(1, order)
+
+
+def _flagged_indices(relevant: Tensor) -> Tensor:
+    """[R, C] int32 low key words: column index · 2, plus 1 where relevant."""
+    return torch.arange(0, 2 * relevant.shape[1], 2, dtype=torch.int32) + relevant
+
+
 def _packed_order(scores: Tensor) -> tuple[Tensor, Tensor]:
+    keys = _sorted_keys(scores, torch.arange(scores.shape[1], dtype=torch.int32))
+    halves = keys.view(torch.int32).view(*scores.shape, 2)  # little-endian: [low, high]
+    return halves[..., 1].contiguous(), halves[..., 0].long()
+
+
+def _sorted_keys(scores: Tensor, low_words: Tensor) -> Tensor:
+    """[R, C] int64 keys (descending-score order bits << 32 | ``low_words``), each row sorted.
+
+    ``low_words``: [C] or [R, C] int32, non-negative, unique within a row (they break ties)."""
     num_rows, num_cols = scores.shape
     bits = torch.neg(scores).add_(0.0).view(torch.int32)  # ascending = descending score
     # As integers, negative floats run backwards; flipping their magnitude bits fixes that.
@@ -65,9 +101,9 @@ def _packed_order(scores: Tensor) -> tuple[Tensor, Tensor]:
     keys = torch.empty(num_rows, num_cols, dtype=torch.int64)
     halves = keys.view(torch.int32).view(num_rows, num_cols, 2)  # little-endian: [low, high]
     halves[..., 1] = ordered
-    halves[..., 0] = torch.arange(num_cols, dtype=torch.int32)
+    halves[..., 0] = low_words
     _sort_rows_in_place(keys.numpy())
-    return halves[..., 1].contiguous(), halves[..., 0].long()
+    return keys
 
 
 def _sort_rows_in_place(keys: np.ndarray, min_rows_per_thread: int = 64) -> None:

@@ -19,6 +19,11 @@ from torch import Tensor
 
 from fastap_lab.errors import ConfigError
 from fastap_lab.retrieval.metrics import ranking_metrics
+from fastap_lab.threads import map_blocks
+
+# On the CPU a query chunk holds at most about this many scores, so that scoring and ranking
+# it stay in one core's cache; threads take chunks as they come (see map_blocks).
+CPU_CHUNK_ENTRIES = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,10 @@ def evaluate_embeddings(
         query_labels: [Q] long; gallery_labels: [G] long.
         ks, query_index, *_times, *_groups, exclusion_window: see :class:`GalleryExclusion`
             and :func:`~fastap_lab.retrieval.metrics.ranking_metrics`.
-        chunk_size: queries scored at once; peak memory ~ 6 bytes * chunk_size * G (scores and
-            masks) + ~40 bytes per entry of a ranking block (<= 2**24 entries, ~0.7 GB).
+        chunk_size: queries scored at once (on the CPU at most ``CPU_CHUNK_ENTRIES // G``, one
+            chunk per thread at a time); peak memory ~ 6 bytes * chunk_size * G (scores and
+            masks) + ~50 bytes per entry of a ranking block (2**18 entries on the CPU, 2**24 on
+            accelerators).
 
     Returns:
         ``ranking_metrics`` output: float64 [Q] tensors per metric, NaN for queries without
@@ -107,13 +114,20 @@ def evaluate_embeddings(
     )
     query, gallery = _unit_rows(query), _unit_rows(gallery)
     num_gallery = gallery.shape[0]
-    chunks = []
-    for start in range(0, query.shape[0], chunk_size):
-        rows = slice(start, min(start + chunk_size, query.shape[0]))
+    if query.device.type == "cpu":  # cache-sized chunks, spread over threads by map_blocks
+        chunk_size = max(1, min(chunk_size, CPU_CHUNK_ENTRIES // max(1, num_gallery)))
+    row_chunks = [
+        slice(start, min(start + chunk_size, query.shape[0]))
+        for start in range(0, query.shape[0], chunk_size)
+    ]
+
+    def chunk_metrics(rows: slice) -> dict[str, Tensor]:
         scores = query[rows] @ gallery.T
         relevant = query_labels[rows, None] == gallery_labels
         valid = exclusion.valid_mask(rows, slice(0, num_gallery), num_gallery, query.device)
-        chunks.append(ranking_metrics(scores, relevant, ks, valid))
+        return ranking_metrics(scores, relevant, ks, valid)
+
+    chunks = map_blocks(chunk_metrics, row_chunks, query.device)
     if not chunks:
         return ranking_metrics(query.new_zeros(0, num_gallery), _no_pairs(query, num_gallery), ks)
     return {name: torch.cat([chunk[name] for chunk in chunks]) for name in chunks[0]}
