@@ -29,6 +29,7 @@ VARIANTS = {  # name: (extra overrides, optimiser steps)
     "reference": ([], 70),  # 10 epochs of 480 training frames at batch 64: 7 steps each
     "steps": ([], 400),
     "augnone": (["augment=none"], 400),
+    "noshift": (["augment.max_shift=0", "augment.max_rotation=0"], 400),  # intensity ops only
     "grid": (["augment=none", "backbone.pool=grid"], 400),
     "small_stem": (["augment=none", "backbone.stem=small"], 400),
 }
