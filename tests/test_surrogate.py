@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fastap_lab.data.phantom import PhantomSpec, render_frame, render_phantom
+from fastap_lab.data.phantom_sequence import render_frame, render_phantom
+from fastap_lab.data.phantom_spec import PhantomSpec
 from fastap_lab.errors import DataError
 from fastap_lab.respiration import (
     SurrogateSettings,
