@@ -17,7 +17,7 @@ STORED = {
     "_target_": "fastap_lab.lit.datamodule.FramesDataModule", "root": None, "video": "/v/clip.mp4",
     "labels_csv": "/v/labels.csv", "phantom": None, "channels": 1, "image_size": 32,
     "require_labels": True, "split": "blocks", "val_fraction": 0.25, "num_blocks": 4,
-    "split_gap": 1.0, "batch_size": 16,
+    "split_gap": 1.0, "batch_size": 16, "register": True,
 }  # fmt: skip
 
 

@@ -77,3 +77,25 @@ def test_m_per_class_batches(tmp_path):
 def test_unknown_sampler():
     with pytest.raises(ConfigError, match="data.sampler"):
         FramesDataModule(sampler="balanced")
+
+
+def test_register_translates_jittered_frames_onto_one_position(tmp_path):
+    (tmp_path / "frames").mkdir()
+    generator = np.random.default_rng(0)
+    rows = ["frame,label,time"]
+    for i in range(20):
+        image = np.zeros((32, 32), np.uint8)
+        dy, dx = generator.integers(-3, 4, size=2)
+        image[10 + dy : 20 + dy, 12 + dx : 18 + dx] = 220
+        Image.fromarray(image).save(tmp_path / "frames" / f"{i:02d}.png")
+        rows.append(f"{i:02d}.png,{i % 2},{i * 0.25}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    plain = _module(tmp_path, image_size=32, num_blocks=2, split_gap=0.0, batch_size=4)
+    aligned = _module(tmp_path, image_size=32, num_blocks=2, split_gap=0.0, batch_size=4,
+                      register=True)  # fmt: skip
+    plain.setup(), aligned.setup()
+    spread = lambda frames: float(frames.images.double().std(dim=0).mean())  # noqa: E731
+    assert spread(aligned.frames) < 0.25 * spread(plain.frames)
+    assert any(note.startswith("data.register:") for note in aligned.frames.notes)
+    with pytest.raises(ConfigError, match="data.register='yes'"):
+        _module(tmp_path, register="yes")

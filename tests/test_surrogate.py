@@ -188,3 +188,21 @@ def test_randomized_pca_matches_exact(monkeypatch):
     assert torch.allclose(share, exact_share, rtol=1e-3)
     for k in range(3):  # equal up to the sign of each component
         assert abs(pearson(randomized[:, k], exact[:, k])) > 0.999
+
+
+def test_register_images_undoes_known_shifts_on_every_channel():
+    from fastap_lab.respiration.register import register_images
+
+    generator = torch.Generator().manual_seed(3)
+    base = torch.zeros(48, 48, dtype=torch.float64)
+    base[14:30, 18:26] = 200.0
+    base[30:36, 10:40] = 120.0
+    shifts = torch.randint(-3, 4, (12, 2), generator=generator)
+    frames = torch.stack([torch.roll(base, tuple(s.tolist()), dims=(0, 1)) for s in shifts])
+    images = torch.stack([frames, 0.5 * frames, frames], dim=1).round().to(torch.uint8)
+    moved, estimated = register_images(images)
+    relative = estimated - estimated[0]
+    assert torch.allclose(relative, (shifts - shifts[0]).double(), atol=0.1)
+    inner = moved[:, :, 6:-6, 6:-6].double()
+    assert float((inner - inner[:1]).abs().max()) <= 2.0  # aligned (bilinear rounding only)
+    assert torch.equal(moved[:, 0], moved[:, 2])  # every channel moved alike

@@ -30,6 +30,8 @@ VARIANTS = {  # name: (extra overrides, optimiser steps)
     "steps": ([], 400),
     "augnone": (["augment=none"], 400),
     "noshift": (["augment.max_shift=0", "augment.max_rotation=0"], 400),  # intensity ops only
+    # frames registered first (data.register=true), then intensity-only views
+    "registered": (["data.register=true", "augment.max_shift=0", "augment.max_rotation=0"], 400),
     "grid": (["augment=none", "backbone.pool=grid"], 400),
     "small_stem": (["augment=none", "backbone.stem=small"], 400),
 }
@@ -76,14 +78,15 @@ def run_variant(name: str, preset: list[str], seed: int) -> dict:
                 train_mAP=train, held_out_mAP=held_out, seconds=time.perf_counter() - start)  # fmt: skip
 
 
-def pixels_row(preset: list[str]) -> dict:
-    cfg = compose_config([*BASE, *preset])
+def pixels_row(preset: list[str], extra: tuple[str, ...] = ()) -> dict:
+    cfg = compose_config([*BASE, *preset, *extra])
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
     images = datamodule.frames.images[datamodule.train_index]
     embedder = pixels_embedder(images, None, torch.device("cpu"))
     held_out, train = held_out_and_train_map(embedder.embed, datamodule, cfg.data.split_gap)
-    return dict(variant="raw pixels", steps=0, fastap_last10=float("nan"), train_mAP=train,
+    name = "raw pixels" + (" (registered frames)" if extra else "")
+    return dict(variant=name, steps=0, fastap_last10=float("nan"), train_mAP=train,
                 held_out_mAP=held_out, seconds=0.0)  # fmt: skip
 
 
@@ -91,6 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", default="", help="Hydra overrides selecting the data")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument(
+        "--registered-pixels", action="store_true", help="also pixels of registered frames"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     quiet_lightning()

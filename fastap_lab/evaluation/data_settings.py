@@ -14,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-PREPROCESSING = ("image_size", "channels", "split", "val_fraction", "num_blocks", "split_gap")
+PREPROCESSING = (
+    "image_size",
+    "channels",
+    "register",
+    "split",
+    "val_fraction",
+    "num_blocks",
+    "split_gap",
+)
 SOURCE = ("root", "video", "labels_csv", "phantom")
 COMMAND_LINE = "command line"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import lightning as L
@@ -13,8 +14,23 @@ from fastap_lab.data.sampling import EpochShuffleSampler, MPerClassBatchSampler
 from fastap_lab.data.sources import load_source, phantom_root
 from fastap_lab.data.splits import check_split_settings, split_frames
 from fastap_lab.errors import ConfigError
+from fastap_lab.respiration.register import register_images
 
 SAMPLERS = ("random", "m_per_class")
+
+
+def registered(frames):
+    """``frames`` with every image translated onto the sequence's temporal median frame
+    (``data.register=true``): per-frame in-plane jitter removed before augmentation and the
+    network; label-free, from the images alone (:mod:`fastap_lab.respiration.register`)."""
+    images, shifts = register_images(frames.images)
+    note = (
+        f"data.register: frames translated onto their temporal median (|shift| mean"
+        f" {float(shifts.abs().mean()):.2f} px, max {float(shifts.abs().max()):.2f} px)"
+    )
+    return dataclasses.replace(frames, images=images, notes=[*frames.notes, note])
+
+
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +57,7 @@ class FramesDataModule(L.LightningDataModule):
         m_per_class: int = 4,
         drop_last: bool = True,
         num_workers: int = 0,
+        register: bool = False,
     ) -> None:
         super().__init__()
         self.source = dict(
@@ -61,6 +78,9 @@ class FramesDataModule(L.LightningDataModule):
         check_training_batch_size(batch_size)
         self.sampler, self.m_per_class = sampler, m_per_class
         self.drop_last, self.num_workers = drop_last, num_workers
+        if not isinstance(register, bool):
+            raise ConfigError(f"data.register={register!r}: must be true or false")
+        self.register = register
         self.frames = None
 
     def prepare_data(self) -> None:
@@ -72,6 +92,8 @@ class FramesDataModule(L.LightningDataModule):
         if self.frames is not None:
             return
         self.frames = load_source(**self.source)
+        if self.register:
+            self.frames = registered(self.frames)
         self.train_index, self.val_index = split_frames(
             self.frames.times, self.frames.groups, **self.split
         )

@@ -174,3 +174,18 @@ def register_frames(frames: torch.Tensor, passes: int = 2) -> tuple[torch.Tensor
         shifts = estimate_shifts(logs, reference)
         reference = apply_shifts(logs, shifts).median(dim=0).values
     return apply_shifts(frames, shifts), shifts
+
+
+def register_images(images: torch.Tensor, passes: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """A decoded sequence registered by translation: uint8 [N, C, H, W] -> (uint8 [N, C, H, W],
+    shifts float64 [N, 2]).
+
+    The shifts are estimated on the channel mean (:func:`register_frames`) and applied to every
+    channel; borders repeat the edge pixels. Used by ``data.register=true`` so that per-frame
+    in-plane jitter is removed before augmentation and the network see the frames.
+    """
+    gray = images.double().mean(dim=1)
+    _, shifts = register_frames(gray, passes)
+    n, c, h, w = images.shape
+    moved = apply_shifts(images.double().reshape(n * c, h, w), shifts.repeat_interleave(c, 0))
+    return moved.round().clamp(0, 255).to(torch.uint8).reshape(n, c, h, w), shifts
