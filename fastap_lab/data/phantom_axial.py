@@ -24,6 +24,7 @@ from fastap_lab.data.phantom_render import (
     _over,
     _soft_inside,
     _texture,
+    random_texture,
 )
 
 # Expansion of the body at full inhalation per unit of through-slice travel (front-to-back,
@@ -76,12 +77,7 @@ def make_axial_anatomy(rng: np.random.Generator) -> AxialAnatomy:
         np.repeat(rng.uniform(0.03, 0.055, NUM_LIVER_VESSELS)[:, None], 2, axis=1),
         rng.uniform(0.12, 0.22, NUM_LIVER_VESSELS),
     ])  # fmt: skip
-    directions = rng.uniform(0, 2 * np.pi, 16)
-    frequencies = rng.uniform(6.0, 22.0, 16)
-    texture = np.column_stack([
-        frequencies * np.cos(directions), frequencies * np.sin(directions),
-        rng.uniform(0, 2 * np.pi, 16), np.full(16, np.sqrt(2 / 16)),
-    ])  # fmt: skip
+    texture = random_texture(rng)
     body = tuple(float(v + rng.uniform(-0.02, 0.02)) for v in (0.0, 0.02, 0.86, 0.6))
     return AxialAnatomy(body=body, organs=organs, vessels=vessels, texture=texture)
 

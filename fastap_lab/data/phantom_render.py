@@ -78,6 +78,16 @@ class FrameState:
     zoom: float = 1.0  # > 1 shows a larger field of view
 
 
+def random_texture(rng: np.random.Generator, waves: int = 16) -> np.ndarray:
+    """Tissue texture as ``waves`` plane waves [waves, 4]: (kx, ky, phase, amplitude)."""
+    directions = rng.uniform(0, 2 * np.pi, waves)
+    frequencies = rng.uniform(6.0, 22.0, waves)
+    return np.column_stack([
+        frequencies * np.cos(directions), frequencies * np.sin(directions),
+        rng.uniform(0, 2 * np.pi, waves), np.full(waves, np.sqrt(2 / waves)),
+    ])  # fmt: skip
+
+
 def make_anatomy(rng: np.random.Generator) -> Anatomy:
     """Draws a plausible upper-abdomen layout with small patient-to-patient variation."""
 
@@ -90,12 +100,7 @@ def make_anatomy(rng: np.random.Generator) -> Anatomy:
     ends = hilum + lengths[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     widths = rng.uniform(0.025, 0.045, 4)
     vessels = np.column_stack([np.tile(hilum, (4, 1)), ends, widths])
-    directions = rng.uniform(0, 2 * np.pi, 16)
-    frequencies = rng.uniform(6.0, 22.0, 16)
-    texture = np.column_stack([
-        frequencies * np.cos(directions), frequencies * np.sin(directions),
-        rng.uniform(0, 2 * np.pi, 16), np.full(16, np.sqrt(2 / 16)),
-    ])  # fmt: skip
+    texture = random_texture(rng)
     return Anatomy(
         body=jitter((0.0, 0.15, 0.88, 1.3), 0.02),
         diaphragm_level=float(rng.uniform(-0.02, 0.04)),
