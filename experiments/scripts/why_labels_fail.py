@@ -93,7 +93,7 @@ def pixels_row(preset: list[str], extra: tuple[str, ...] = ()) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", default="", help="Hydra overrides selecting the data")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument(
         "--registered-pixels", action="store_true", help="also pixels of registered frames"
     )
@@ -104,10 +104,13 @@ def main() -> None:
     print(f"data: {args.preset or 'default phantom'}; torch threads {torch.get_num_threads()}")
     print("| variant | steps | FastAP (last 10 batches) | train mAP | held-out mAP | s |")
     print("| --- | --- | --- | --- | --- | --- |")
+    extra_rows = ["pixels_registered"] if args.registered_pixels else []
     rows = (
-        pixels_row(preset) if v == "pixels" else run_variant(v, preset, args.seed)
-        for v in ["pixels", *args.variants]
-    )
+        pixels_row(preset) if v == "pixels"
+        else pixels_row(preset, ("data.register=true",)) if v == "pixels_registered"
+        else run_variant(v, preset, args.seed)
+        for v in ["pixels", *extra_rows, *args.variants]
+    )  # fmt: skip
     for row in rows:
         print(f"| {row['variant']} | {row['steps']} | {row['fastap_last10']:.3f} |"
               f" {row['train_mAP']:.3f} | {row['held_out_mAP']:.3f} | {row['seconds']:.0f} |", flush=True)  # fmt: skip
