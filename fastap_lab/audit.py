@@ -25,8 +25,10 @@ from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation.embed import checkpoint_embedder, pick_device
 from fastap_lab.evaluation.report import claim_output_dir
 from fastap_lab.respiration.pipeline import surrogate_from_frames
+from fastap_lab.respiration.register import register_frameset
 
 log = logging.getLogger(__name__)
+NUISANCE_SHARE = 0.8  # floor / breathing distance above which the verdicts are optimistic
 SOURCE_FIELDS = ("root", "video", "labels_csv", "phantom", "cache_dir", "channels", "image_size",
                  "require_labels")  # fmt: skip
 
@@ -51,6 +53,19 @@ def centred_pixels(reference: torch.Tensor):
     return embed
 
 
+def nuisance_warning(rows) -> str | None:
+    """Frames at one phase nearly as far apart as exhale from inspiration: nuisance dominates
+    the embedding, so the breathing distance is mostly nuisance and every ratio looks smaller."""
+    if not rows or rows[0].floor_distance < NUISANCE_SHARE * rows[0].breathing_distance:
+        return None
+    return (
+        f"frames at the same phase are {rows[0].floor_distance / rows[0].breathing_distance:.0%}"
+        " as far apart as end-exhale from end-inspiration: nuisance dominates this embedding, so"
+        " the ratios understate what each op does to the breathing signal (try data.register=true"
+        " or ckpt_path=<a trained run>)"
+    )
+
+
 def audited_frames(frames, max_frames: int) -> torch.Tensor:
     if max_frames < 8:
         raise ConfigError(f"audit.max_frames={max_frames}: must be >= 8")
@@ -66,6 +81,7 @@ def markdown(rows, record: dict) -> str:
         f" frames. An op is safe when it moves an embedding by less than {SAFE_RATIO:g} x the"
         " end-exhale to end-inspiration distance.",
         "",
+        *([f"**Note:** {record['warning']}.", ""] if record["warning"] else []),
         "| op | setting | op distance | breathing distance | same-phase floor | ratio | safe |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -81,6 +97,8 @@ def audit(cfg: DictConfig) -> dict:
     """Run the audit described by ``cfg`` (conf/audit.yaml); returns audit.json's record."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
     frames = load_source(**{name: data.get(name) for name in SOURCE_FIELDS if name in data})
+    if data.get("register"):
+        frames = register_frameset(frames)
     index = audited_frames(frames, int(cfg.audit.max_frames))
     phase, phase_source = respiratory_phase(frames)
     preset = {k: v for k, v in OmegaConf.to_container(cfg.augment).items() if k != "_target_"}
@@ -90,10 +108,13 @@ def audit(cfg: DictConfig) -> dict:
         embed, name = embedder.embed, f"checkpoint {embedder.checkpoint}"
     else:
         embed, name = centred_pixels(frames.images), "raw pixels (minus the mean frame)"
+    fraction = float(cfg.audit.extreme_fraction)
+    if not 0 < fraction <= 0.5:
+        raise ConfigError(f"audit.extreme_fraction={fraction}: need 0 < extreme_fraction <= 0.5")
     torch.manual_seed(int(cfg.audit.seed))
     rows = audit_augmentations(
         frames.images[index].to(device), phase[index], embed, preset,
-        extreme_fraction=float(cfg.audit.extreme_fraction), repeats=int(cfg.audit.repeats),
+        extreme_fraction=fraction, repeats=int(cfg.audit.repeats),
         seed=int(cfg.audit.seed),
     )  # fmt: skip
     augment_name = cfg.augment.get("_name_") or "augment"
@@ -102,6 +123,7 @@ def audit(cfg: DictConfig) -> dict:
         "phase_source": phase_source, "frames": int(index.numel()), "safe_ratio": SAFE_RATIO,
         "ops": [row.as_dict() for row in rows],
         "unsafe": [row.op for row in rows if not row.safe],
+        "warning": nuisance_warning(rows),
     }  # fmt: skip
     out = (
         claim_output_dir(Path(cfg.out).expanduser())
@@ -117,6 +139,8 @@ def audit(cfg: DictConfig) -> dict:
     io.write_text(out / "audit.md", markdown(rows, record))
     for row in rows:
         log.info("%-10s ratio %.2f %s", row.op, row.ratio, "safe" if row.safe else "UNSAFE")
+    if record["warning"]:
+        log.warning("note: %s", record["warning"])
     log.info(
         "unsafe for this sequence: %s; outputs: %s", ", ".join(record["unsafe"]) or "none", out
     )

@@ -269,7 +269,7 @@ class Row:
 
 ROWS = [
     Row("2 group defaults never replace the checkpoint's preprocessing", evaluate_with_group, 0,
-        ("evaluation data: root=", "image_size=32, channels=1, split=blocks, val_fraction=0.2,"
+        ("evaluation data: root=", "image_size=32, channels=1, register=False, split=blocks, val_fraction=0.2,"
          " num_blocks=4, split_gap=1.0 (checkpoint)", "normalisation mean=",
          '"image_size": {"value": 32, "from": "checkpoint"}',
          '"num_blocks": {"value": 4, "from": "checkpoint"}',

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import lightning as L
@@ -14,24 +13,10 @@ from fastap_lab.data.sampling import EpochShuffleSampler, MPerClassBatchSampler
 from fastap_lab.data.sources import load_source, phantom_root
 from fastap_lab.data.splits import check_split_settings, split_frames
 from fastap_lab.errors import ConfigError
-from fastap_lab.respiration.register import register_images
-
-SAMPLERS = ("random", "m_per_class")
-
-
-def registered(frames):
-    """``frames`` with every image translated onto the sequence's temporal median frame
-    (``data.register=true``): per-frame in-plane jitter removed before augmentation and the
-    network; label-free, from the images alone (:mod:`fastap_lab.respiration.register`)."""
-    images, shifts = register_images(frames.images)
-    note = (
-        f"data.register: frames translated onto their temporal median (|shift| mean"
-        f" {float(shifts.abs().mean()):.2f} px, max {float(shifts.abs().max()):.2f} px)"
-    )
-    return dataclasses.replace(frames, images=images, notes=[*frames.notes, note])
-
+from fastap_lab.respiration.register import register_frameset
 
 log = logging.getLogger(__name__)
+SAMPLERS = ("random", "m_per_class")
 
 
 class FramesDataModule(L.LightningDataModule):
@@ -93,7 +78,7 @@ class FramesDataModule(L.LightningDataModule):
             return
         self.frames = load_source(**self.source)
         if self.register:
-            self.frames = registered(self.frames)
+            self.frames = register_frameset(self.frames)
         self.train_index, self.val_index = split_frames(
             self.frames.times, self.frames.groups, **self.split
         )

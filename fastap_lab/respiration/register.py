@@ -15,6 +15,7 @@ weighted least-squares fit of the residual phase slope.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -189,3 +190,15 @@ def register_images(images: torch.Tensor, passes: int = 2) -> tuple[torch.Tensor
     n, c, h, w = images.shape
     moved = apply_shifts(images.double().reshape(n * c, h, w), shifts.repeat_interleave(c, 0))
     return moved.round().clamp(0, 255).to(torch.uint8).reshape(n, c, h, w), shifts
+
+
+def register_frameset(frames):
+    """``frames`` with every image translated onto the sequence's temporal median frame
+    (``data.register=true``): per-frame in-plane jitter removed before augmentation and the
+    network; label-free, from the images alone (:func:`register_images`)."""
+    images, shifts = register_images(frames.images)
+    note = (
+        f"data.register: frames translated onto their temporal median (|shift| mean"
+        f" {float(shifts.abs().mean()):.2f} px, max {float(shifts.abs().max()):.2f} px)"
+    )
+    return dataclasses.replace(frames, images=images, notes=[*frames.notes, note])
