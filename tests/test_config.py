@@ -26,13 +26,21 @@ def test_experiments_exist():
     assert {"simsiam100", "smoke"} <= set(EXPERIMENTS)
 
 
+def test_surrogate10_is_the_measured_label_free_recipe(make_cfg):
+    cfg = make_cfg(["+experiment=surrogate10"])
+    assert cfg.data.register is True and cfg.loss.positives == "surrogate"
+    assert cfg.augment.max_shift == 0 and cfg.augment.max_rotation == 0
+    assert cfg.model.pretrained is None and cfg.model.freeze_backbone is False
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_instantiates(make_cfg, experiment):
     cfg = make_cfg([f"+experiment={experiment}"])
-    if "pretrained" in cfg.model:
+    pretrained = OmegaConf.to_container(cfg.model).get("pretrained")
+    if pretrained is not None:
         # FastAP experiments start from the newest SimSiam run (tested in test_fastap_stage);
-        # here the model is built from scratch.
-        assert OmegaConf.to_container(cfg.model)["pretrained"].startswith("${latest_checkpoint:")
+        # here the model is built from scratch. surrogate10 is from scratch by design.
+        assert pretrained.startswith("${latest_checkpoint:")
         cfg = make_cfg([f"+experiment={experiment}", "model.pretrained=null"])
     OmegaConf.resolve(cfg)
     module = build_module(cfg)
