@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from fastap_lab import io
 from fastap_lab.analysis.augment_audit import SAFE_RATIO, audit_augmentations
 from fastap_lab.cli import run_task
-from fastap_lab.data.sources import load_source
+from fastap_lab.data.sources import load_source_config
 from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation.embed import checkpoint_embedder, pick_device
 from fastap_lab.evaluation.report import claim_output_dir
@@ -29,8 +29,6 @@ from fastap_lab.respiration.register import register_frameset
 
 log = logging.getLogger(__name__)
 NUISANCE_SHARE = 0.8  # floor / breathing distance above which the verdicts are optimistic
-SOURCE_FIELDS = ("root", "video", "labels_csv", "phantom", "cache_dir", "channels", "image_size",
-                 "require_labels")  # fmt: skip
 
 
 def respiratory_phase(frames) -> tuple[torch.Tensor, str]:
@@ -96,7 +94,7 @@ def markdown(rows, record: dict) -> str:
 def audit(cfg: DictConfig) -> dict:
     """Run the audit described by ``cfg`` (conf/audit.yaml); returns audit.json's record."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
-    frames = load_source(**{name: data.get(name) for name in SOURCE_FIELDS if name in data})
+    frames = load_source_config(data)
     if data.get("register"):
         frames = register_frameset(frames)
     index = audited_frames(frames, int(cfg.audit.max_frames))

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fastap_lab import io
 from fastap_lab.cli import run_task
-from fastap_lab.data.sources import load_source
+from fastap_lab.data.sources import load_source_config
 from fastap_lab.errors import ConfigError, DataError
 from fastap_lab.evaluation.report import claim_output_dir, json_safe
 from fastap_lab.respiration.normalize import METHODS
@@ -37,8 +37,6 @@ from fastap_lab.respiration.reference import read_reference
 from fastap_lab.respiration.signal import pearson
 
 log = logging.getLogger(__name__)
-SOURCE_FIELDS = ("root", "video", "labels_csv", "phantom", "cache_dir", "channels", "image_size",
-                 "require_labels")  # fmt: skip
 MIN_CYCLES = 2.0
 SIGN_CONVENTION = {
     None: "median below the mean (low = where the sequence dwells); not anatomical: may be inverted",
@@ -80,8 +78,7 @@ def check_low_frame(settings: SurrogateSettings, num_frames: int) -> None:
 def load_frames(cfg: DictConfig):
     """(FrameSet, path of its labels CSV or None, whether the source is a video)."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
-    source = {name: data.get(name) for name in SOURCE_FIELDS if name in data}
-    frames = load_source(**source)
+    frames = load_source_config(data)
     if data.get("root") is None and data.get("video") is not None:
         csv = data.get("labels_csv")
         return frames, None if csv is None else Path(csv).expanduser(), True

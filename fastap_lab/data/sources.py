@@ -75,3 +75,14 @@ def load_source(
         " (frames/ + labels.csv), data=video data.video=/path/clip.mp4, or data=phantom"
         " for the embedded demo data"
     )
+
+
+# load_source's parameters: the keys of a data config that say which frames and how to decode.
+SOURCE_FIELDS = ("root", "video", "labels_csv", "phantom", "cache_dir", "channels", "image_size",
+                 "require_labels")  # fmt: skip
+
+
+def load_source_config(data: Mapping):
+    """:func:`load_source` on a data config (a plain dict): its other keys (split, batches, …) are
+    not about decoding and are ignored."""
+    return load_source(**{name: data[name] for name in SOURCE_FIELDS if name in data})
