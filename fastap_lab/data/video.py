@@ -219,3 +219,62 @@ def load_video(
         np.stack([video.kept[i] for i in indices]), table, names=[f"{path.name}#{i}" for i in indices],
         root=path.parent, notes=notes, default_times=times, default_group=path.name,
     )  # fmt: skip
+
+
+def stream_video(path: str | Path, *, channels: int = 1, image_size: int = 64, chunk: int = 1024):
+    """Decode ``path`` in order, ``chunk`` frames at a time, without keeping the video in memory.
+
+    Yields:
+        (first frame index, uint8 [B, C, image_size, image_size]) with B <= ``chunk``.
+
+    The frame rate comes from :func:`video_rate`. A file that cannot be opened is one DataError
+    line; a file cut short ends the stream early with a warning.
+    """
+    check_decode_settings(channels, image_size)
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"video {path} does not exist; check data.video=")
+    pixel_format = "gray" if channels == 1 else "rgb24"
+    buffer, start, count = [], 0, 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise _cannot_decode(path, "the file has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            decoded = container.decode(stream)
+            while True:
+                try:
+                    frame = next(decoded)
+                except StopIteration:
+                    break
+                except (av.FFmpegError, OSError, ValueError) as error:
+                    if count == 0:
+                        raise
+                    log.warning("video %s: decoding stopped after %d frames (%s)", path, count, error)
+                    break
+                image = Image.fromarray(frame.to_ndarray(format=pixel_format))
+                buffer.append(to_channels_and_size(image, channels, image_size))
+                count += 1
+                if len(buffer) == chunk:
+                    yield start, np.stack(buffer)
+                    start, buffer = count, []
+    except (av.FFmpegError, OSError, ValueError) as error:
+        raise _cannot_decode(path, error) from error
+    if buffer:
+        yield start, np.stack(buffer)
+    if count == 0:
+        raise _cannot_decode(path, "no frame could be decoded")
+
+
+def video_rate(path: str | Path) -> tuple[float | None, int]:
+    """(average frame rate or None, frames the container lists or 0) without decoding."""
+    try:
+        with av.open(str(Path(path).expanduser())) as container:
+            if not container.streams.video:
+                raise _cannot_decode(Path(path), "the file has no video stream")
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate) if stream.average_rate else None
+            return rate, int(stream.frames or 0)
+    except (av.FFmpegError, OSError, ValueError) as error:
+        raise _cannot_decode(Path(path), error) from error

@@ -131,6 +131,20 @@ STRINGS: dict[str, tuple[str, str]] = {
     "uniformity": ("uniformity (lower = more spread)", "uniformity（低いほど広がる）"),
     "dimension_std": ("per-dimension std (evaluated frames)", "次元ごとの標準偏差（評価フレーム）"),
     "embedding_std_all": ("per-dimension std (all frames)", "次元ごとの標準偏差（全フレーム）"),
+    "s_gate": ("Respiratory gating", "呼吸同期（ゲーティング）"),
+    "gate_intro": (
+        "From `{folder}/gate.json` (newest of {count} gate folders; `python -m fastap_lab.gate`).",
+        "`{folder}/gate.json` より（ゲートフォルダ {count} 件中の最新; `python -m fastap_lab.gate`）。",
+    ),
+    "gate_reference": ("reference (method)", "参照画像（手法）"),
+    "gate_threshold": ("threshold", "しきい値"),
+    "gate_gated": ("frames gated (duty cycle)", "ゲート内フレーム（デューティ比）"),
+    "gate_f1": ("precision / recall / F1 against labels", "ラベルに対する適合率 / 再現率 / F1"),
+    "gate_r": ("abs r of the trace against closeness in displacement", "変位の近さに対するトレースの |r|"),
+    "gate_error": (
+        "displacement error of gated frames, mean / 95th pct (share of range)",
+        "ゲート内フレームの変位誤差 平均 / 95 パーセンタイル（呼吸範囲に対する比）",
+    ),
     "s6": ("6. Notes", "6. 備考"),
     "see_also": (
         "Files: retrieval grid `{grid}`, diagnostics `{diag}`; per-query comparison: `python -m fastap_lab.compare {a} {b}`.",

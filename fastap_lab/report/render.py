@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastap_lab import io
-from fastap_lab.report import comparison, plots, sections
+from fastap_lab.report import comparison, gating, plots, sections
 from fastap_lab.report.collect import Run
 from fastap_lab.report.i18n import translator
 
@@ -35,6 +35,7 @@ def render(
         sections.metrics,
         comparison.retrieval,
         comparison.differences,
+        gating.gating,
         comparison.notes,
     ]
     lines: list[str] = []

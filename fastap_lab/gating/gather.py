@@ -1,0 +1,130 @@
+"""Config -> a :class:`GatedSequence`: read the frames (in memory, or a video streamed in
+chunks), read the reference, score with the chosen method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from fastap_lab.checkpoints import resolve_checkpoint_path
+from fastap_lab.data.frames import load_query_files
+from fastap_lab.errors import ConfigError
+from fastap_lab.gating.scoring import embedding_scores, pixel_scores, surrogate_scores
+from fastap_lab.gating.sequence import GatedSequence
+from fastap_lab.gating.stream import stream_scores, streams
+from fastap_lab.respiration.reference import read_reference
+
+METHODS = ("embedding", "pixels", "surrogate")
+
+
+def reference_of(raw, num_frames: int | None, channels: int, image_size: int):
+    """(frame index int, or uint8 [C, S, S] image; gate.json's reference; notes)."""
+    text = str(raw).strip()
+    if isinstance(raw, int) or text.lstrip("-").isdigit():
+        index = int(text)
+        if num_frames is not None and not 0 <= index < num_frames:
+            raise ConfigError(f"reference={index}: the sequence has frames 0..{num_frames - 1};"
+                              " give a frame index in range or an image file")  # fmt: skip
+        if index < 0:
+            raise ConfigError(f"reference={index}: a frame index is >= 0")
+        return index, {"kind": "frame", "frame": index, "name": f"frame {index}"}, []
+    query = load_query_files([text], channels=channels, image_size=image_size)[0]
+    record = {"kind": "image", "path": str(query.path.resolve()), "name": query.path.name}
+    notes = [f"reference {query.path.name}: {note}" for note in query.notes]
+    return query.image, record, notes
+
+
+def checkpoint_run(cfg: DictConfig) -> tuple[Path | None, Path | None]:
+    """(checkpoint file, its run folder) or (None, None)."""
+    if not cfg.get("ckpt_path"):
+        return None, None
+    checkpoint = resolve_checkpoint_path(cfg.ckpt_path, "ckpt_path")
+    parent = checkpoint.parent
+    return checkpoint, parent.parent if parent.name == "checkpoints" else parent
+
+
+def embedder_for(cfg: DictConfig, values: dict, checkpoint: Path | None):
+    from fastap_lab.evaluation.embed import checkpoint_embedder, pick_device
+
+    if checkpoint is None:
+        return None
+    return checkpoint_embedder(
+        checkpoint, pick_device(str(values["device"])), values["embed_layer"]
+    )
+
+
+def gather_sequence(cfg: DictConfig, values: dict) -> tuple[GatedSequence, Path | None, int]:
+    """(the scored sequence, the checkpoint's run folder or None, the positive label)."""
+    checkpoint, run_dir = checkpoint_run(cfg)
+    embedder = embedder_for(cfg, values, checkpoint)
+    if streams(cfg, values):
+        sequence = stream_scores(cfg, values, embedder, reference_of)
+    else:
+        sequence = in_memory_scores(cfg, values, embedder)
+    return sequence, run_dir, positive_label(sequence, values)
+
+
+def in_memory_scores(cfg: DictConfig, values: dict, embedder) -> GatedSequence:
+    from fastap_lab.surrogate import frame_keys, frame_times, load_frames, settings_from
+
+    frames, labels_csv, is_video = load_frames(cfg)
+    data = cfg.data
+    reference, record, notes = reference_of(
+        cfg.reference, len(frames), data.channels, data.image_size
+    )
+    notes = list(frames.notes) + notes
+    times, _ = frame_times(cfg, frames, read_reference(labels_csv).has_time, is_video, notes)
+    is_frame = isinstance(reference, int)
+    image = frames.images[reference] if is_frame else reference
+    method, adapt = values["method"], bool(values["adapt"])
+    if method == "embedding":
+        scores, details = embedding_scores(embedder, frames.images, image, reference_is_frame=is_frame,
+                                           adapt=adapt, batch_size=values["batch_size"])  # fmt: skip
+    elif method == "pixels":
+        scores, details = pixel_scores(frames.images, image, values["pixel_size"], adapt)
+    else:
+        scores, details = surrogate_scores(
+            frames.images, times, frames.groups, settings_from(cfg), reference,
+            size=values["pixel_size"], adapt=adapt,
+        )  # fmt: skip
+    labels = None if frames.labels is None else frames.labels.numpy()
+    displacement = frames.extras.get("displacement")
+    displacement = None if displacement is None else displacement.numpy()
+    sequence = GatedSequence(
+        keys=frame_keys(frames, is_video), times=times.numpy(), groups=frames.groups.numpy(),
+        scores=scores, labels=labels, displacement=displacement, reference=record,
+        notes=notes, details={"data_root": str(frames.root), **details},
+    )  # fmt: skip
+    fill_reference_truth(sequence, reference, values)
+    return sequence
+
+
+def positive_label(sequence: GatedSequence, values: dict) -> int:
+    """gate.positive_label, else the reference frame's label, else 1."""
+    if values["positive_label"] is not None:
+        return int(values["positive_label"])
+    frame = sequence.reference.get("frame")
+    if frame is not None and sequence.labels is not None and sequence.labels[frame] >= 0:
+        return int(sequence.labels[frame])
+    return 1
+
+
+def fill_reference_truth(sequence: GatedSequence, reference, values: dict) -> None:
+    """The reference's label and displacement in gate.json (scoring only): a frame's own; for an
+    image, the mean displacement of the frames with the positive label."""
+    if sequence.displacement is None:
+        return
+    if isinstance(reference, int):
+        sequence.reference["displacement"] = float(sequence.displacement[reference])
+        return
+    if sequence.labels is None:
+        sequence.notes.append("image reference without labels: its displacement is unknown, so"
+                              " the displacement agreement is skipped")  # fmt: skip
+        return
+    chosen = sequence.labels == positive_label(sequence, values)
+    known = chosen & np.isfinite(sequence.displacement)
+    if known.any():
+        sequence.reference["displacement"] = float(np.mean(sequence.displacement[known]))
+        sequence.reference["displacement_from"] = "mean displacement of the positive-label frames"

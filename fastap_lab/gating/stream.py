@@ -1,0 +1,160 @@
+"""Gate a long video in bounded memory: decode ``gate.chunk_frames`` frames at a time, score
+them, keep only the scores (8 bytes a frame). Used for ``data=video`` with the ``embedding`` or
+``pixels`` method (the surrogate needs every frame at once).
+
+What needs statistics of the sequence takes them from the first chunk: the pixel
+standardisation (``pixels``) and the BatchNorm statistics (``embedding`` with ``adapt``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from fastap_lab.data.label_table import read_label_table
+from fastap_lab.data.video import stream_video, video_rate
+from fastap_lab.errors import DataError
+from fastap_lab.gating.scores import cosine_scores
+from fastap_lab.gating.scoring import pixel_features
+from fastap_lab.gating.sequence import GatedSequence
+
+
+def streams(cfg: DictConfig, values: dict) -> bool:
+    """Whether this gate streams: a video source and a method that scores frame by frame."""
+    data = cfg.data
+    return (
+        data.get("root") is None
+        and data.get("video") is not None
+        and values["method"] != "surrogate"
+    )
+
+
+def frame_at(path: Path, index: int, channels: int, image_size: int) -> torch.Tensor:
+    """uint8 [C, S, S]: frame ``index`` of the video (decoding up to it)."""
+    for start, chunk in stream_video(path, channels=channels, image_size=image_size, chunk=256):
+        if start <= index < start + len(chunk):
+            return torch.from_numpy(chunk[index - start])
+    raise DataError(
+        f"reference={index}: video {path} has fewer frames; give a frame index in range"
+    )
+
+
+class ChunkScorer:
+    """Scores one chunk of frames against the reference, fitted on the first chunk it sees."""
+
+    def __init__(self, values: dict, embedder, reference: torch.Tensor, is_frame: bool) -> None:
+        self.values, self.embedder, self.reference, self.is_frame = (
+            values,
+            embedder,
+            reference,
+            is_frame,
+        )
+        self.score, self.details = None, {}
+
+    def __call__(self, frames: torch.Tensor) -> np.ndarray:
+        if self.score is None:
+            self.score = self._fit(frames)
+        return self.score(frames)
+
+    def _fit(self, first: torch.Tensor):
+        values, adapt = self.values, bool(self.values["adapt"])
+        if values["method"] == "pixels":
+            features = pixel_features(first, values["pixel_size"], adapt)
+            reference = features(self.reference[None])[0]
+            if adapt:
+                self.details = {
+                    "features": f"MIND descriptors, {values['pixel_size']} px (first chunk)"
+                }
+                fitted = features(first)
+                mean, std = fitted.mean(0), fitted.std(0).clamp_min(1e-6)
+                return lambda frames: cosine_scores(
+                    (reference - mean) / std, (features(frames) - mean) / std
+                )
+            self.details = {
+                "features": f"standardised pixels, {values['pixel_size']} px (first chunk)"
+            }
+            return lambda frames: cosine_scores(reference, features(frames))
+        adaptation = {"mode": "adabn", "target": "the first chunk of the gated video"}
+        self.details = {"adaptation": adaptation if adapt else None}
+        return self._embedding_map(first, adapt)
+
+    def _embedding_map(self, first: torch.Tensor, adapt: bool):
+        from fastap_lab.evaluation.adapt import adapt_batchnorm
+        from fastap_lab.evaluation.embed import embed_images
+
+        embedder, batch = self.embedder, self.values["batch_size"]
+        sequence_embed = embedder.embed
+        if adapt:
+            module = adapt_batchnorm(
+                embedder.embed.__self__, first, batch, forward=lambda m, x: m.embed(x)
+            )
+            sequence_embed = module.embed
+        sequence_embedder = type(embedder)(**{**embedder.__dict__, "embed": sequence_embed})
+        reference_embedder = sequence_embedder if self.is_frame else embedder
+        reference = embed_images(reference_embedder, self.reference[None], 1)[0]
+        return lambda frames: cosine_scores(
+            reference, embed_images(sequence_embedder, frames, batch)
+        )
+
+
+def table_columns(
+    csv: str | None, count: int
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """(labels int64 [N] with -1 unlisted, times float64 [N] NaN unlisted, displacement [N] NaN
+    unlisted) from a video's labels CSV (``frame`` = 0-based index), or Nones without one."""
+    if csv is None:
+        return None, None, None
+    table = read_label_table(Path(csv).expanduser(), key_column="frame", need_label=False)
+    index = np.array([int(key) for key in table.keys])
+    inside = index < count
+    labels = times = displacement = None
+    if table.labels is not None:
+        labels = np.full(count, -1, dtype=np.int64)
+        labels[index[inside]] = np.asarray(table.labels)[inside]
+    if table.times is not None:
+        times = np.full(count, np.nan)
+        times[index[inside]] = np.asarray(table.times)[inside]
+    if "displacement" in table.extras:
+        displacement = np.full(count, np.nan)
+        displacement[index[inside]] = np.asarray(table.extras["displacement"])[inside]
+    return labels, times, displacement
+
+
+def stream_scores(cfg: DictConfig, values: dict, embedder, reference_of) -> GatedSequence:
+    """Score every frame of ``data.video`` chunk by chunk (see the module docstring)."""
+    from tqdm import tqdm
+
+    data, path = cfg.data, Path(cfg.data.video).expanduser()
+    rate, listed = video_rate(path)
+    reference, record, notes = reference_of(cfg.reference, None, data.channels, data.image_size)
+    is_frame = isinstance(reference, int)
+    image = frame_at(path, reference, data.channels, data.image_size) if is_frame else reference
+    scorer = ChunkScorer(values, embedder, image, is_frame)
+    parts = []
+    bar = tqdm(total=listed or None, unit="frame", disable=not values["progress"], desc="gate")
+    for _, chunk in stream_video(path, channels=data.channels, image_size=data.image_size,
+                                 chunk=values["chunk_frames"]):  # fmt: skip
+        parts.append(scorer(torch.from_numpy(chunk)))
+        bar.update(len(chunk))
+    bar.close()
+    scores = np.concatenate(parts)
+    count = scores.size
+    labels, times, displacement = table_columns(data.get("labels_csv"), count)
+    fps = cfg.get("fps") or rate
+    if times is None or not np.isfinite(times).all():
+        if not fps or not math.isfinite(fps):
+            raise DataError(f"video {path}: no frame rate known; give fps=<frames per second>")
+        times = np.arange(count) / float(fps)
+        notes.append(f"time = frame index / {float(fps):g} frames per second")
+    sequence = GatedSequence(
+        keys=[str(i) for i in range(count)], times=times, groups=np.zeros(count, dtype=np.int64),
+        scores=scores, labels=labels, displacement=displacement, reference=record, notes=notes,
+        details={"video": str(path), **scorer.details, "streamed": {"chunk_frames": values["chunk_frames"]}},
+    )  # fmt: skip
+    if is_frame and displacement is not None and np.isfinite(displacement[reference]):
+        record["displacement"] = float(displacement[reference])
+    return sequence
