@@ -140,7 +140,12 @@ def test_no_labels_skips_the_metrics_and_still_writes_the_trace(run, tmp_path, p
     [
         ([], ConfigError, "reference is not set"),
         (["reference=5000"], ConfigError, "reference=5000: the sequence has frames 0..159"),
-        (["reference=/no/such.png"], DataError, "does not exist"),
+        (
+            ["reference=/no/such.png"],
+            DataError,
+            "reference=/no/such.png: not a frame index and no such image",
+        ),
+        (["reference=3.5"], DataError, "reference=3.5: not a frame index"),
         (["reference=3", "gate.duty_cycle=1.5"], ConfigError, "gate.duty_cycle"),
         (["reference=3", "gate.threshold=abc"], ConfigError, "gate.threshold"),
         (["reference=3", "gate.method=magic"], ConfigError, "gate.method"),
@@ -220,3 +225,41 @@ def test_embedding_gate_writes_into_the_run_folder_never_over_it(run, smoke_run)
     assert record["adaptation"]["mode"] == "adabn"
     trace = _rows(smoke_run / "gate-2" / "trace.csv")
     assert float(trace[2]["score"]) == pytest.approx(1.0, abs=1e-5)  # the reference frame itself
+
+
+def test_the_report_shows_the_newest_gate(smoke_run):
+    from fastap_lab.report.collect import load_run
+    from fastap_lab.report.render import render
+
+    for lang in ("en", "ja"):
+        text = render(load_run(smoke_run), None, lang, plot_name=None)
+        assert "gate-2/gate.json" in text and "![trace](gate-2/trace.png)" in text
+    record = json.loads((smoke_run / "gate-2" / "gate.json").read_text())
+    assert f"{record['frames_gated']} / {record['num_frames']}" in text
+
+
+def test_every_option_composes_and_is_checked(make_cfg):
+    from fastap_lab.gate import gate_values
+
+    options = ["gate.method=pixels", "gate.threshold=0.9", "gate.smooth_seconds=0",
+               "gate.hysteresis=0.05", "gate.min_window_seconds=2", "gate.adapt=true",
+               "gate.positive_label=0", "gate.embed_layer=backbone", "gate.pixel_size=16",
+               "gate.batch_size=8", "gate.chunk_frames=100", "gate.device=cpu", "gate.progress=false",
+               "surrogate.smooth_seconds=0", "fps=10", "out=somewhere", "data=frames", "data=video"]  # fmt: skip
+    for option in options:
+        values = gate_values(make_cfg(["reference=0", option], config_name="gate"))
+        assert values["method"] in ("surrogate", "pixels")
+    values = gate_values(make_cfg(["reference=0", *options[:13]], config_name="gate"))
+    assert (values["threshold"], values["hysteresis"], values["pixel_size"]) == (0.9, 0.05, 16)
+    assert (
+        gate_values(make_cfg(["reference=0", "gate.duty_cycle=0.3"], config_name="gate"))[
+            "duty_cycle"
+        ]
+        == 0.3
+    )
+    with pytest.raises(ConfigError, match="gate.chunk_frames=0"):
+        gate_values(make_cfg(["reference=0", "gate.chunk_frames=0"], config_name="gate"))
+    with pytest.raises(ConfigError, match="does not use it"):
+        gate_values(
+            make_cfg(["reference=0", "ckpt_path=x", "gate.method=pixels"], config_name="gate")
+        )

@@ -55,11 +55,28 @@ def test_embedding_distribution_notebook(runs, monkeypatch):
     assert _images(notebook) == 3
 
 
+def _gate_folder(run: Path, out: Path, cache_dir: Path) -> Path:
+    """A gate of the run's frames (frame 3 as the reference) into ``out``."""
+    from hydra import compose, initialize_config_dir
+
+    from fastap_lab.gate import gate
+    from tests.conftest import CONF_DIR, TINY
+
+    data = [o for o in TINY if o.startswith("data.phantom") or o == "data.image_size=32"]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("gate", [*data, f"ckpt_path={run}", "reference=3", f"out={out}",
+                               f"paths.cache_dir={cache_dir}", "paths.output_dir=."])  # fmt: skip
+    gate(cfg)
+    return out
+
+
 @pytest.mark.parametrize("query", ["", "5"], ids=["external_invivo", "internal_frame"])
-def test_query_review_notebook(runs, monkeypatch, query):
+def test_query_review_notebook(runs, monkeypatch, query, tmp_path, cache_dir):
     env = {"FASTAP_LAB_RUN": runs[1], "FASTAP_LAB_QUERY": query, "FASTAP_LAB_K": 4}
+    if query:  # the gate section: a trace when there is a gate folder, a hint when not
+        env["FASTAP_LAB_GATE"] = _gate_folder(runs[1], tmp_path / "gate", cache_dir)
     notebook = _execute(NOTEBOOKS[1], env, monkeypatch)
-    assert _images(notebook) == 1
+    assert _images(notebook) == (2 if query else 1)
     text = "".join(
         o.get("data", {}).get("text/markdown", "")
         for c in notebook.cells
@@ -67,3 +84,4 @@ def test_query_review_notebook(runs, monkeypatch, query):
     )
     expected = "invivo.png" if not query else "frame_"
     assert expected in text and "positives in the top 4" in text
+    assert ("precision / recall / F1" in text) if query else ("No gate folder" in text)

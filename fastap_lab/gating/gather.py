@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from fastap_lab.checkpoints import resolve_checkpoint_path
 from fastap_lab.data.frames import load_query_files
-from fastap_lab.errors import ConfigError
+from fastap_lab.errors import ConfigError, DataError
 from fastap_lab.gating.scoring import embedding_scores, pixel_scores, surrogate_scores
 from fastap_lab.gating.sequence import GatedSequence
 from fastap_lab.gating.stream import stream_scores, streams
@@ -30,6 +30,9 @@ def reference_of(raw, num_frames: int | None, channels: int, image_size: int):
         if index < 0:
             raise ConfigError(f"reference={index}: a frame index is >= 0")
         return index, {"kind": "frame", "frame": index, "name": f"frame {index}"}, []
+    if not Path(text).expanduser().is_file():
+        raise DataError(f"reference={text}: not a frame index and no such image file; give a frame"
+                        " index of the sequence or the path of an image")  # fmt: skip
     query = load_query_files([text], channels=channels, image_size=image_size)[0]
     record = {"kind": "image", "path": str(query.path.resolve()), "name": query.path.name}
     notes = [f"reference {query.path.name}: {note}" for note in query.notes]

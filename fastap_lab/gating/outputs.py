@@ -1,7 +1,11 @@
-"""The files of a gate folder: trace.csv, gated_frames.csv (text) and trace.png."""
+"""A gate folder (``gate``, ``gate-2``, … of a run, or ``out=``): its files trace.csv,
+gated_frames.csv, trace.png, finding the newest one, and the summary shown by the report and
+the query-review notebook."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +71,38 @@ def plot_trace(
     figure.tight_layout()
     io.atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
     plt.close(figure)
+
+
+def gate_folders(run_dir: Path) -> list[Path]:
+    """``gate``, ``gate-2``, … of a run that hold a gate.json, oldest first."""
+
+    def number(folder: Path) -> int:
+        match = re.fullmatch(r"gate(?:-(\d+))?", folder.name)
+        return int(match.group(1) or 1) if match else 0
+
+    found = [f for f in Path(run_dir).glob("gate*") if number(f) and (f / "gate.json").is_file()]
+    return sorted(found, key=number)
+
+
+def newest_gate(run_dir: Path) -> Path | None:
+    folders = gate_folders(run_dir)
+    return folders[-1] if folders else None
+
+
+def summary_items(folder: Path) -> list[tuple[str, str]]:
+    """(what, value) pairs of a gate folder's gate.json; ``what`` is a report word key
+    (:mod:`fastap_lab.report.i18n`, ``gate_*``)."""
+    record = json.loads((Path(folder) / "gate.json").read_text())
+    labels, displacement = record.get("labels") or {}, record.get("displacement") or {}
+
+    def number(value) -> str:
+        return "—" if value is None else f"{value:.4f}"
+
+    return [
+        ("gate_reference", f"{record['reference'].get('name', '—')} ({record['method']})"),
+        ("gate_threshold", f"{record['threshold']:.4g} — {record['threshold_choice']}"),
+        ("gate_gated", f"{record['frames_gated']} / {record['num_frames']} ({record['duty_cycle']:.1%})"),
+        ("gate_f1", " / ".join(number(labels.get(k)) for k in ("precision", "recall", "f1"))),
+        ("gate_r", number(displacement.get("abs_pearson_r"))),
+        ("gate_error", " / ".join(number(displacement.get(k)) for k in ("error_mean_share", "error_p95_share"))),
+    ]  # fmt: skip

@@ -140,7 +140,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "gate_threshold": ("threshold", "しきい値"),
     "gate_gated": ("frames gated (duty cycle)", "ゲート内フレーム（デューティ比）"),
     "gate_f1": ("precision / recall / F1 against labels", "ラベルに対する適合率 / 再現率 / F1"),
-    "gate_r": ("abs r of the trace against closeness in displacement", "変位の近さに対するトレースの |r|"),
+    "gate_r": (
+        "abs r of the trace against closeness in displacement",
+        "変位の近さに対するトレースの |r|",
+    ),
     "gate_error": (
         "displacement error of gated frames, mean / 95th pct (share of range)",
         "ゲート内フレームの変位誤差 平均 / 95 パーセンタイル（呼吸範囲に対する比）",
