@@ -251,7 +251,9 @@ def stream_video(path: str | Path, *, channels: int = 1, image_size: int = 64, c
                 except (av.FFmpegError, OSError, ValueError) as error:
                     if count == 0:
                         raise
-                    log.warning("video %s: decoding stopped after %d frames (%s)", path, count, error)
+                    log.warning(
+                        "video %s: decoding stopped after %d frames (%s)", path, count, error
+                    )
                     break
                 image = Image.fromarray(frame.to_ndarray(format=pixel_format))
                 buffer.append(to_channels_and_size(image, channels, image_size))
