@@ -23,7 +23,7 @@ from fastap_lab import io
 from fastap_lab.cli import run_task
 from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation.report import claim_output_dir, json_safe
-from fastap_lab.gating.gather import METHODS, gather_sequence
+from fastap_lab.gating.gather import METHODS, gather_sequence, surrogate_baseline
 from fastap_lab.gating.outputs import plot_trace, trace_csv
 from fastap_lab.gating.sequence import summarise
 from fastap_lab.gating.trace import check_trace_settings
@@ -95,12 +95,14 @@ def gate(cfg: DictConfig) -> dict:
     sequence, run_dir, positive = gather_sequence(cfg, values)
     seconds = time.perf_counter() - started
     trace, measured = summarise(sequence, values, positive)
+    this_f1 = (measured["labels"] or {}).get("f1")
+    baseline = surrogate_baseline(cfg, values, sequence, positive, this_f1)
     out = output_dir(cfg, run_dir)
     details = {k: v for k, v in sequence.details.items() if k != "surrogate"}
     record = {
         "method": values["method"], "reference": sequence.reference,
         "checkpoint": cfg.get("ckpt_path"), "settings": values, **measured, **details,
-        "scoring_seconds": seconds, "frames_per_second_scored": sequence.scores.size / max(seconds, 1e-9),
+        "surrogate_baseline": baseline, "scoring_seconds": seconds, "frames_per_second_scored": sequence.scores.size / max(seconds, 1e-9),
         "notes": sequence.notes, "utc_time": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     write_outputs(out, sequence, trace, record)
@@ -121,6 +123,11 @@ def _log_summary(record: dict, out: Path) -> None:
     if displacement and displacement["abs_pearson_r"] is not None:
         line += f"; |r| {displacement['abs_pearson_r']:.3f} against closeness in displacement"
     log.info(line)
+    baseline = record["surrogate_baseline"]
+    if baseline and baseline["beats_this_gate"]:
+        log.warning("the surrogate method gates these frames better: F1 %.3f vs %.3f for this %s gate"
+                    " (gate.method=surrogate, no checkpoint needed)", baseline["f1"], labels["f1"],
+                    record["method"])  # fmt: skip
     log.info("outputs: %s", out)
 
 

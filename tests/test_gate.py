@@ -101,6 +101,9 @@ def test_duty_cycle_and_pixels_method(run):
                   "gate.smooth_seconds=0"])  # fmt: skip
     assert record["method"] == "pixels"
     assert record["duty_cycle"] == pytest.approx(0.25, abs=0.01)
+    assert record["surrogate_baseline"]["method"] == "surrogate"
+    off = run([*SMALL, "reference=3", "gate.method=pixels", "gate.compare_surrogate=false"])
+    assert off["surrogate_baseline"] is None
 
 
 def test_image_reference_of_another_size_is_resized_with_a_note(run, tmp_path, phantom_root):
@@ -223,6 +226,9 @@ def test_embedding_gate_writes_into_the_run_folder_never_over_it(run, smoke_run)
         smoke_run / "gate-2" / "gate.json"
     ).is_file()
     assert record["adaptation"]["mode"] == "adabn"
+    baseline = record["surrogate_baseline"]  # the same gate by the surrogate, for comparison
+    assert baseline["method"] == "surrogate" and 0 <= baseline["f1"] <= 1
+    assert baseline["beats_this_gate"] == (baseline["f1"] > record["labels"]["f1"])
     trace = _rows(smoke_run / "gate-2" / "trace.csv")
     assert float(trace[2]["score"]) == pytest.approx(1.0, abs=1e-5)  # the reference frame itself
 
@@ -236,6 +242,7 @@ def test_the_report_shows_the_newest_gate(smoke_run):
         assert "gate-2/gate.json" in text and "![trace](gate-2/trace.png)" in text
     record = json.loads((smoke_run / "gate-2" / "gate.json").read_text())
     assert f"{record['frames_gated']} / {record['num_frames']}" in text
+    assert f"F1 {record['surrogate_baseline']['f1']:.4f}" in text
 
 
 def test_every_option_composes_and_is_checked(make_cfg):
@@ -245,6 +252,7 @@ def test_every_option_composes_and_is_checked(make_cfg):
                "gate.hysteresis=0.05", "gate.min_window_seconds=2", "gate.adapt=true",
                "gate.positive_label=0", "gate.embed_layer=backbone", "gate.pixel_size=16",
                "gate.batch_size=8", "gate.chunk_frames=100", "gate.device=cpu", "gate.progress=false",
+               "gate.compare_surrogate=false",
                "surrogate.smooth_seconds=0", "fps=10", "out=somewhere", "data=frames", "data=video"]  # fmt: skip
     for option in options:
         values = gate_values(make_cfg(["reference=0", option], config_name="gate"))

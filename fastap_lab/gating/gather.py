@@ -131,3 +131,25 @@ def fill_reference_truth(sequence: GatedSequence, reference, values: dict) -> No
     if known.any():
         sequence.reference["displacement"] = float(np.mean(sequence.displacement[known]))
         sequence.reference["displacement_from"] = "mean displacement of the positive-label frames"
+
+
+def surrogate_baseline(
+    cfg: DictConfig, values: dict, sequence: GatedSequence, positive: int, this_f1: float | None
+) -> dict | None:
+    """The same gate by the ``surrogate`` method, for comparison (like evaluate's raw-pixel
+    guard): precision / recall / F1 and |r|, or None when it cannot be judged (no labels, the
+    surrogate method itself, a streamed video, or ``gate.compare_surrogate=false``)."""
+    from fastap_lab.gating.sequence import summarise
+
+    if (values["method"] == "surrogate" or not values["compare_surrogate"] or this_f1 is None
+            or "streamed" in sequence.details):  # fmt: skip
+        return None
+    settings = {**values, "method": "surrogate", "positive_label": positive}
+    _, measured = summarise(in_memory_scores(cfg, settings, None), settings, positive)
+    labels, displacement = measured["labels"], measured["displacement"] or {}
+    return {
+        "method": "surrogate", "f1": labels["f1"], "precision": labels["precision"],
+        "recall": labels["recall"], "duty_cycle": measured["duty_cycle"],
+        "abs_pearson_r": displacement.get("abs_pearson_r"),
+        "beats_this_gate": labels["f1"] > this_f1,
+    }  # fmt: skip

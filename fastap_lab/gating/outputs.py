@@ -98,7 +98,7 @@ def summary_items(folder: Path) -> list[tuple[str, str]]:
     def number(value) -> str:
         return "—" if value is None else f"{value:.4f}"
 
-    return [
+    items = [
         ("gate_reference", f"{record['reference'].get('name', '—')} ({record['method']})"),
         ("gate_threshold", f"{record['threshold']:.4g} — {record['threshold_choice']}"),
         ("gate_gated", f"{record['frames_gated']} / {record['num_frames']} ({record['duty_cycle']:.1%})"),
@@ -106,3 +106,13 @@ def summary_items(folder: Path) -> list[tuple[str, str]]:
         ("gate_r", number(displacement.get("abs_pearson_r"))),
         ("gate_error", " / ".join(number(displacement.get(k)) for k in ("error_mean_share", "error_p95_share"))),
     ]  # fmt: skip
+    baseline = record.get("surrogate_baseline")
+    if baseline:
+        verdict = " — better than this gate" if baseline["beats_this_gate"] else ""
+        items.append(
+            (
+                "gate_surrogate",
+                f"F1 {number(baseline['f1'])}, |r| {number(baseline['abs_pearson_r'])}{verdict}",
+            )
+        )
+    return items

@@ -148,6 +148,10 @@ STRINGS: dict[str, tuple[str, str]] = {
         "displacement error of gated frames, mean / 95th pct (share of range)",
         "ゲート内フレームの変位誤差 平均 / 95 パーセンタイル（呼吸範囲に対する比）",
     ),
+    "gate_surrogate": (
+        "the surrogate method, same reference and settings",
+        "サロゲート法（同じ参照画像・設定）",
+    ),
     "s6": ("6. Notes", "6. 備考"),
     "see_also": (
         "Files: retrieval grid `{grid}`, diagnostics `{diag}`; per-query comparison: `python -m fastap_lab.compare {a} {b}`.",
