@@ -21,8 +21,9 @@ from fastap_lab import io
 from fastap_lab.analysis.augment_audit import SAFE_RATIO, audit_augmentations
 from fastap_lab.cli import run_task
 from fastap_lab.data.sources import load_source_config
+from fastap_lab.embedders import checkpoint_embedder
 from fastap_lab.errors import ConfigError
-from fastap_lab.evaluation.embed import checkpoint_embedder, pick_device
+from fastap_lab.evaluation.embed import pick_device
 from fastap_lab.evaluation.report import claim_output_dir
 from fastap_lab.respiration.pipeline import surrogate_from_frames
 from fastap_lab.respiration.register import register_frameset

@@ -23,7 +23,9 @@ from fastap_lab import io
 from fastap_lab.build import build_datamodule
 from fastap_lab.checkpoints import resolve_checkpoint_path
 from fastap_lab.cli import run_task
+from fastap_lab.compose import compose_config
 from fastap_lab.data.frames import load_queries, load_query_files
+from fastap_lab.embedders import checkpoint_embedder, untrained_embedder
 from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation import adapt, diagnostics, guard, report, tables
 from fastap_lab.evaluation.data_settings import (
@@ -34,13 +36,10 @@ from fastap_lab.evaluation.data_settings import (
 )
 from fastap_lab.evaluation.embed import (
     Embedder,
-    checkpoint_embedder,
-    compose_train_config,
     embed_frames,
     embed_images,
     pick_device,
     pixels_embedder,
-    untrained_embedder,
 )
 from fastap_lab.evaluation.grid import write_grid
 from fastap_lab.retrieval.metrics import cutoffs_within_gallery, single_label_warning, summarize
@@ -68,8 +67,8 @@ def data_settings(cfg: DictConfig, run_config: dict | None, overrides) -> DataSe
     gives (see fastap_lab/evaluation/data_settings.py); the cache folder is this machine's."""
 
     def training_default() -> dict:
-        train_cfg = compose_train_config(
-            [f"paths.cache_dir={cfg.paths.cache_dir}", "paths.output_dir=."]
+        train_cfg = compose_config(
+            "train", [f"paths.cache_dir={cfg.paths.cache_dir}", "paths.output_dir=."]
         )
         return OmegaConf.to_container(train_cfg.data, resolve=True)
 

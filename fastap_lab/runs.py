@@ -6,21 +6,18 @@ evaluation and ``result.json``. A run that was interrupted (Ctrl-C, a kill, an e
 still training, has no marker: ``${latest_checkpoint:…}`` does not chain from it, the sweep
 summary does not count it as done and ``python -m fastap_lab.report`` says it is unfinished.
 
-:class:`FreshRunFolder` (a Hydra callback, ``conf/hydra/default.yaml``) refuses a
-``hydra.run.dir`` / ``hydra.sweep.dir`` that already holds files, before Hydra writes anything
-into it: one folder never mixes two runs.
+:func:`fresh_folder_problem` says when a run / sweep folder already holds files; the Hydra
+callback :class:`fastap_lab.hydra_callbacks.FreshRunFolder` (``conf/hydra/default.yaml``) refuses
+such a ``hydra.run.dir`` / ``hydra.sweep.dir`` before Hydra writes into it: one folder never mixes
+two runs. Pure (no Hydra, no Lightning).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 from fastap_lab import io
 
@@ -79,25 +76,3 @@ RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 def is_first_process() -> bool:
     """False in the processes of a distributed run other than global rank 0."""
     return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)
-
-
-class FreshRunFolder(Callback):
-    """Refuses a run / sweep folder that already holds files: one line, exit code 2."""
-
-    def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        self._check(Path(str(config.hydra.run.dir)), "hydra.run.dir")
-
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        self._check(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
-
-    @staticmethod
-    def _check(folder: Path, key: str) -> None:
-        from fastap_lab.cli import EXIT_USER_ERROR
-
-        if not is_first_process():
-            return  # a DDP rank > 0: Lightning relaunches it into rank 0's (checked) run folder
-        problem = fresh_folder_problem(folder, key)
-        if problem:
-            # Hydra has not written anything yet; SystemExit passes its error handler untouched.
-            print(f"error: {problem}", file=sys.stderr)
-            raise SystemExit(EXIT_USER_ERROR)

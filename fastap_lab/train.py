@@ -86,17 +86,9 @@ def mark_if_finished(cfg: DictConfig, trainer: L.Trainer, run_dir: Path) -> None
 
 def evaluation_config(cfg: DictConfig, checkpoint: Path) -> DictConfig:
     """conf/evaluate.yaml (+ ``eval_overrides``) for ``checkpoint``, inside or outside Hydra."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from fastap_lab.compose import compose_config
 
-    from fastap_lab.evaluation.embed import CONF_DIR
-
-    overrides = list(cfg.get("eval_overrides") or [])
-    if GlobalHydra.instance().is_initialized():
-        eval_cfg = compose("evaluate", overrides=overrides)
-    else:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            eval_cfg = compose("evaluate", overrides=overrides)
+    eval_cfg = compose_config("evaluate", list(cfg.get("eval_overrides") or []))
     with open_dict(eval_cfg):  # set here, not as overrides: paths need no quoting
         eval_cfg.ckpt_path = str(checkpoint)
         eval_cfg.paths.cache_dir = str(cfg.paths.cache_dir)

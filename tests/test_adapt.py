@@ -12,10 +12,10 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 from torch import nn
 
+from fastap_lab.embedders import checkpoint_embedder
 from fastap_lab.errors import ConfigError, DataError
 from fastap_lab.evaluate import evaluate
 from fastap_lab.evaluation import adapt
-from fastap_lab.evaluation.embed import checkpoint_embedder
 from fastap_lab.train import train
 from tests.conftest import CONF_DIR, TINY
 

@@ -24,7 +24,8 @@ from fastap_lab.data import phantom_sequence as sequence
 from fastap_lab.data.frames import load_frame_folder
 from fastap_lab.data.phantom_render import MAIN_CONTRAST, QUERY_CONTRAST, FrameState
 from fastap_lab.data.phantom_spec import PhantomSpec
-from fastap_lab.evaluation.embed import checkpoint_embedder, pixels_embedder
+from fastap_lab.embedders import checkpoint_embedder
+from fastap_lab.evaluation.embed import pixels_embedder
 
 POSE = {"shift": (0.04, -0.03), "rotation": 0.02, "zoom": 1.08, "cardiac": 0.4}
 

@@ -14,7 +14,7 @@ import torch
 from fastap_lab.analysis.runs import RunEmbeddings
 from fastap_lab.data.frames import load_queries, load_query_files
 from fastap_lab.errors import DataError
-from fastap_lab.evaluation.embed import checkpoint_embedder, pixels_embedder
+from fastap_lab.evaluation.embed import pixels_embedder
 from fastap_lab.retrieval.search import topk_search
 
 
@@ -113,6 +113,8 @@ def _embedder(run: RunEmbeddings):
     record = run.evaluation.metrics
     device = torch.device("cpu")
     if record.get("checkpoint"):
+        from fastap_lab.embedders import checkpoint_embedder  # glue: rebuilds the Lightning module
+
         return checkpoint_embedder(record["checkpoint"], device, record.get("embed_layer")).embed
     if record.get("model") == "pixels":
         return pixels_embedder(

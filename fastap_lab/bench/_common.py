@@ -18,12 +18,10 @@ import warnings
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-import fastap_lab
+from fastap_lab import compose
 
-CONF_DIR = Path(fastap_lab.__file__).resolve().parents[1] / "conf"
 # What each stage benchmark composes: the reference experiments, FastAP without a checkpoint
 # (pretrained weights change nothing about speed and need a finished SimSiam run).
 STAGE_OVERRIDES = {
@@ -44,8 +42,7 @@ def compose_config(overrides: list[str], output_dir: str | None = None) -> DictC
     """``conf/train.yaml`` composed with ``overrides``; run outputs go to a scratch folder
     (removed at exit) unless ``output_dir`` is given."""
     output_dir = output_dir or scratch_dir("fastap_lab_bench_")
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+    return compose.compose_config("train", [f"paths.output_dir={output_dir}", *overrides])
 
 
 def quiet_lightning() -> None:

@@ -49,7 +49,8 @@ def checkpoint_run(cfg: DictConfig) -> tuple[Path | None, Path | None]:
 
 
 def embedder_for(cfg: DictConfig, values: dict, checkpoint: Path | None):
-    from fastap_lab.evaluation.embed import checkpoint_embedder, pick_device
+    from fastap_lab.embedders import checkpoint_embedder
+    from fastap_lab.evaluation.embed import pick_device
 
     if checkpoint is None:
         return None

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from fastap_lab.evaluation.embed import CONF_DIR
+from fastap_lab.compose import compose_config
 
 
 def evaluate_run(run_dir: Path, overrides: list[str] = ()) -> Path:
@@ -14,8 +12,7 @@ def evaluate_run(run_dir: Path, overrides: list[str] = ()) -> Path:
     from fastap_lab.evaluate import evaluate  # heavy (torch, Lightning): only when needed
 
     base = [f"ckpt_path={run_dir}", f"paths.output_dir={run_dir}"]
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("evaluate", overrides=[*base, *overrides])
+    cfg = compose_config("evaluate", [*base, *overrides])
     evaluate(cfg, [*base, *overrides])
     from fastap_lab.report.collect import newest_inference
 
