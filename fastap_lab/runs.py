@@ -14,6 +14,7 @@ two runs. Pure (no Hydra, no Lightning).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from pathlib import Path
 from fastap_lab import io
 
 FINISHED = "FINISHED"
+METRICS_CSV = "metrics.csv"  # Lightning's CSVLogger file in the run folder
 
 
 def mark_finished(run_dir: str | Path, epochs: int, max_epochs: int | None) -> Path:
@@ -76,3 +78,23 @@ RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 def is_first_process() -> bool:
     """False in the processes of a distributed run other than global rank 0."""
     return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)
+
+
+def read_epochs(run: str | Path, require: str | None = "train/loss") -> list[dict]:
+    """One dict per epoch (``epoch`` + every logged value, float) from a run's ``metrics.csv``
+    (``run``: the run folder or the file). Lightning writes a row per logging step and leaves the
+    other columns empty: rows of one epoch are merged, empty cells dropped. Only epochs that have
+    ``require`` (None: all) are returned, in epoch order; no file: []."""
+    path = Path(run)
+    path = path / METRICS_CSV if path.is_dir() else path
+    if not path.is_file():
+        return []
+    epochs: dict[int, dict] = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            values = {k: float(v) for k, v in row.items() if k not in ("epoch", "step") and v}
+            if row.get("epoch"):
+                epochs.setdefault(int(float(row["epoch"])), {}).update(values)
+    return [
+        {"epoch": e, **epochs[e]} for e in sorted(epochs) if require is None or require in epochs[e]
+    ]

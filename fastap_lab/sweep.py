@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from fastap_lab import io
 from fastap_lab.cli import ERROR_FILE
 from fastap_lab.evaluation import guard
-from fastap_lab.runs import is_finished
+from fastap_lab.runs import is_finished, read_epochs
 
 log = logging.getLogger(__name__)
 SUMMARY_NAME = "sweep_summary"
@@ -36,14 +36,11 @@ def read_json(path: Path) -> dict:
 
 def best_epoch(metrics_csv: Path, column: str = "val/mAP") -> tuple[int | None, float | None]:
     """(epoch, value) of the highest ``column`` in a Lightning ``metrics.csv``; (None, None)."""
-    if not metrics_csv.is_file():
+    epochs = read_epochs(metrics_csv, require=column)
+    if not epochs:
         return None, None
-    with open(metrics_csv, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get(column)]
-    if not rows:
-        return None, None
-    best = max(rows, key=lambda r: float(r[column]))  # first of equal values: the earliest
-    return int(float(best["epoch"])), float(best[column])
+    best = max(epochs, key=lambda e: e[column])  # first of equal values: the earliest
+    return best["epoch"], best[column]
 
 
 def job_status(job_dir: Path) -> tuple[str, str]:

@@ -14,7 +14,6 @@ Then, from ``--reference`` (default ``outputs``), the newest finished full runs'
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import os
 import statistics
@@ -24,16 +23,14 @@ import time
 from pathlib import Path
 
 from fastap_lab.bench._common import compose_config, machine_line, scratch_dir
+from fastap_lab.runs import read_epochs
 
 RUN_FOLDER_TIME = "%Y-%m-%d_%H-%M-%S-%f"
 
 
 def epoch_times(run: Path) -> list[float]:
     """``train/epoch_time_s`` of each epoch in ``run/metrics.csv``."""
-    with open(run / "metrics.csv") as f:
-        return [
-            float(r["train/epoch_time_s"]) for r in csv.DictReader(f) if r.get("train/epoch_time_s")
-        ]
+    return [e["train/epoch_time_s"] for e in read_epochs(run, require="train/epoch_time_s")]
 
 
 def newest_run(outputs: Path, experiment: str) -> Path | None:

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from fastap_lab.errors import DataError
-from fastap_lab.runs import is_finished
+from fastap_lab.runs import is_finished, read_epochs
 
 
 @dataclass
@@ -106,19 +106,6 @@ def _parent_run(pretrained) -> Run | None:
     if not (folder / "config.yaml").is_file():
         return None
     return load_run(folder, with_parent=False)
-
-
-def read_epochs(path: Path) -> list[dict]:
-    """One dict per epoch from Lightning's metrics.csv (step rows merged; empty cells dropped)."""
-    if not path.is_file():
-        return []
-    epochs: dict[int, dict] = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            values = {k: float(v) for k, v in row.items() if k not in ("epoch", "step") and v}
-            if row.get("epoch"):
-                epochs.setdefault(int(float(row["epoch"])), {}).update(values)
-    return [{"epoch": e, **epochs[e]} for e in sorted(epochs) if "train/loss" in epochs[e]]
 
 
 def newest_inference(run_dir: Path) -> Path | None:
