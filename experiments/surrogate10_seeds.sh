@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Issue 12: the label-free recipe (+experiment=surrogate10) over seeds on every phantom preset.
 # Usage: bash experiments/surrogate10_seeds.sh OUT [seeds…]   (default seeds: 0 1 2)
-# Each run evaluates itself on the held-out blocks (metrics.json: mAP and the raw-pixel guard).
+# Finished runs are skipped, so the script can be re-run after an interruption (remove an
+# unfinished run's folder first: a run folder is never reused). Each run evaluates itself on the held-out blocks (metrics.json: mAP and the raw-pixel guard).
 set -euo pipefail
 out=${1:?give an output folder}; shift
 seeds=${*:-0 1 2}
 for preset in phantom phantom_axial phantom_subtle phantom_subtle_drift; do
   for seed in $seeds; do
+    [ -f "$out/$preset-seed$seed/FINISHED" ] && continue  # done in an earlier call
     python -m fastap_lab.train +experiment=surrogate10 data=$preset seed=$seed \
       hydra.run.dir="$out/$preset-seed$seed"
   done
