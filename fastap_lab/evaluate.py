@@ -42,8 +42,8 @@ from fastap_lab.evaluation.embed import (
     pixels_embedder,
 )
 from fastap_lab.evaluation.grid import write_grid
-from fastap_lab.retrieval.metrics import cutoffs_within_gallery, single_label_warning, summarize
-from fastap_lab.retrieval.search import evaluate_all_vs_all
+from fastap_lab.evaluation.split import evaluate_split
+from fastap_lab.retrieval.metrics import single_label_warning
 from fastap_lab.validate import check_data
 
 log = logging.getLogger(__name__)
@@ -110,15 +110,12 @@ def compute_metrics(
     """
     if frames.labels is None:
         return None, None  # said on the console and in metrics.json ("metrics_skipped")
-    ks, note = cutoffs_within_gallery(list(cfg.eval.ks), index.numel() - 1)
-    notes += [note] if note else []
-    device = embeddings.device
-    per_query = evaluate_all_vs_all(
-        embeddings[index.to(device)], frames.labels[index].to(device), frames.times[index].to(device),
-        frames.groups[index].to(device), exclusion_window=window, ks=ks,
+    result = evaluate_split(
+        embeddings[index.to(embeddings.device)], frames.labels[index], frames.times[index],
+        frames.groups[index], exclusion_window=window, ks=list(cfg.eval.ks),
     )  # fmt: skip
-    per_query = {name: values.cpu() for name, values in per_query.items()}
-    return {**summarize(per_query), "ks": ks}, per_query
+    notes += [result.ks_note] if result.ks_note else []
+    return result.summary, result.per_query
 
 
 def collect_queries(cfg: DictConfig, frames, channels: int, image_size: int) -> list[tables.Query]:

@@ -3,7 +3,7 @@
 The stage modules have no validation loop, so this callback evaluates at the end of every
 ``every_n_epochs``-th training epoch: it embeds the datamodule's evaluation split with
 ``pl_module.embed`` (eval mode, no gradients), ranks it all-vs-all with
-:func:`fastap_lab.retrieval.search.evaluate_all_vs_all` and logs ``val/mAP``,
+:func:`fastap_lab.evaluation.split.evaluate_split` (the function evaluation uses) and logs ``val/mAP``,
 ``val/precision@k``, ``val/recall@k``, ``val/r_precision`` — so they land in metrics.csv and a
 ``ModelCheckpoint(monitor="val/mAP")`` can keep the best epoch (checkpoint callbacks run after
 the others, so they see this epoch's value).
@@ -21,8 +21,7 @@ import math
 import lightning as L
 import torch
 
-from fastap_lab.retrieval.metrics import cutoffs_within_gallery, single_label_warning, summarize
-from fastap_lab.retrieval.search import evaluate_all_vs_all
+from fastap_lab.evaluation.split import evaluate_split
 
 log = logging.getLogger(__name__)
 
@@ -91,21 +90,18 @@ class RetrievalEvaluation(L.Callback):
         return embeddings[: index.numel()]
 
     def metrics(self, embeddings, frames, index, datamodule) -> dict[str, float]:
-        device = embeddings.device
-        ks, note = cutoffs_within_gallery(self.ks, index.numel() - 1)
-        if note:
-            self._say_once("ks", f"val/ metrics of the {self.split} split: {note}")
-        if warning := single_label_warning(frames.labels[index]):
-            self._say_once(
-                "one_label", f"val/mAP of the {self.split} split: {warning}", logging.WARNING
-            )
         window = self.exclusion_window
         window = float(datamodule.split.get("gap", 0.0) if window is None else window)
-        per_query = evaluate_all_vs_all(
-            embeddings, frames.labels[index].to(device), frames.times[index].to(device),
-            frames.groups[index].to(device), exclusion_window=window, ks=ks,
+        result = evaluate_split(
+            embeddings, frames.labels[index], frames.times[index], frames.groups[index],
+            exclusion_window=window, ks=self.ks,
         )  # fmt: skip
-        summary = summarize(per_query)
+        if result.ks_note:
+            self._say_once("ks", f"val/ metrics of the {self.split} split: {result.ks_note}")
+        if result.label_warning:
+            self._say_once("one_label", f"val/mAP of the {self.split} split: {result.label_warning}",
+                           logging.WARNING)  # fmt: skip
+        ks, summary = result.summary["ks"], result.summary
         names = ["mAP", "r_precision", *(f"{m}@{k}" for m in ("precision", "recall") for k in ks)]
         return {f"val/{name}": summary[name] for name in names}
 
