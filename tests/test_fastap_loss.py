@@ -5,13 +5,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastap_lab.errors import ConfigError
-from fastap_lab.losses.fastap import (
-    fastap_loss,
+from fastap_lab.losses.fastap import fastap_loss, soft_histograms, split_histograms
+from fastap_lab.losses.positives import (
     positives_from_labels,
     positives_from_times,
     positives_from_views,
-    soft_histograms,
-    split_histograms,
 )
 
 

@@ -28,7 +28,8 @@ import time
 
 import torch
 
-from fastap_lab.losses.fastap import fastap_loss, positives_from_labels
+from fastap_lab.losses.fastap import fastap_loss
+from fastap_lab.losses.positives import positives_from_labels
 
 FRAMES_PER_LABEL = 8
 # pml keeps about this many N×N×(bins+1) tensors alive at its peak (measured with this script:

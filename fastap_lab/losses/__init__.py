@@ -1,5 +1,5 @@
-from fastap_lab.losses.fastap import (
-    fastap_loss,
+from fastap_lab.losses.fastap import fastap_loss
+from fastap_lab.losses.positives import (
     positives_from_labels,
     positives_from_times,
     positives_from_views,

@@ -5,7 +5,7 @@ CVPR 2019 (official code: github.com/kunhe/FastAP-metric-learning). Values and g
 ``pytorch_metric_learning.losses.FastAPLoss(num_bins=bins)``, which materialises an
 N×N×(bins+1) tensor; here each distance only touches the centres its kernel reaches.
 
-Also holds the positive-mask builders the training module uses (labels, views, time windows).
+Which pairs are positives is the caller's: :mod:`fastap_lab.losses.positives` builds the masks.
 """
 
 from __future__ import annotations
@@ -301,33 +301,3 @@ def _check_sigma(kernel: str, sigma: float | None) -> None:
             f"loss.sigma={sigma!r}: loss.kernel=gaussian needs a bandwidth > 0 in "
             "squared-distance units (range [0, 4]), e.g. loss.sigma=0.05 with loss.bins=100"
         )
-
-
-def positives_from_labels(labels: Tensor) -> Tensor:
-    """[N, N] bool: same label, diagonal False. ``labels``: [N] integer class ids."""
-    same = labels.unsqueeze(0) == labels.unsqueeze(1)
-    # One N×N op instead of three (eye, invert, and): each costs a time slice on a busy CPU.
-    return same.fill_diagonal_(False)
-
-
-def positives_from_views(
-    num_frames: int, num_views: int = 2, device: torch.device | str | None = None
-) -> Tensor:
-    """[V·F, V·F] bool for embeddings stacked view-major (view 0 of frames 0..F−1, then view 1,
-    ...): the other views of the same frame are its only positives (diagonal False)."""
-    frame_of_row = torch.arange(num_frames, device=device).repeat(num_views)
-    return positives_from_labels(frame_of_row)
-
-
-def positives_from_times(times: Tensor, window: float, groups: Tensor | None = None) -> Tensor:
-    """[N, N] bool: |t_i − t_j| <= window and same group (e.g. video), diagonal False.
-
-    ``times``: [N] float (e.g. seconds or breathing phase); ``groups``: [N] integer ids, or None
-    when all rows come from one sequence.
-    """
-    if not window >= 0:
-        raise ConfigError(f"window={window!r}: the time window must be >= 0")
-    close = (times.unsqueeze(0) - times.unsqueeze(1)).abs() <= window
-    if groups is not None:
-        close &= groups.unsqueeze(0) == groups.unsqueeze(1)
-    return close & ~torch.eye(times.shape[0], dtype=torch.bool, device=times.device)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from fastap_lab.errors import ConfigError
-from fastap_lab.losses.fastap import fastap_loss, positives_from_labels, positives_from_times
+from fastap_lab.losses.fastap import fastap_loss
+from fastap_lab.losses.positives import positives_from_labels, positives_from_times
 
 POSITIVE_MODES = ("views", "labels", "temporal", "surrogate")
 
