@@ -95,21 +95,12 @@ def synchronize(device: torch.device) -> None:
 
 
 def plain_loss(module, batch: dict, device: torch.device) -> torch.Tensor:
-    """The stage's training loss written as plain PyTorch on the module's own parts (what a
-    hand-written loop would compute): no logging, no Lightning hooks, one process."""
-    images = batch["images"].to(device, non_blocking=True)
-    if module.stage == "simsiam":
-        z1 = module.projector(module.backbone(module.augment(images)))
-        z2 = module.projector(module.backbone(module.augment(images)))
-        return module.loss_fn(module.predictor(z1), module.predictor(z2), z1, z2)
-    views = module.objective.num_views
-    embeddings = module.forward_normalized(
-        torch.cat([module.augment(images) for _ in range(views)])
-    )
-    items = [batch[k].to(device).repeat(views) for k in ("index", "label", "time", "group")]
-    positives = module.objective.positive_mask(*items)
-    with torch.autocast(device.type, enabled=False):
-        return module.objective(embeddings.float(), positives)
+    """The stage's training loss (``module.compute_loss``, the code ``training_step`` runs) in
+    a plain loop: the batch moved by hand, no logging, no Lightning hooks, one process."""
+    on_device = {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+    }
+    return module.compute_loss(on_device)["loss"]
 
 
 def endless(loader):

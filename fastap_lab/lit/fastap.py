@@ -107,7 +107,9 @@ class FastAPModule(StageModule):
                 " positives; set data.sampler=m_per_class"
             )
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The stage's loss on one batch (also what the benchmarks' plain loop runs):
+        ``loss`` and ``anchors_with_positive`` (share of anchors with at least one positive)."""
         views = self.objective.num_views
         images = torch.cat([self.augment(batch["images"]) for _ in range(views)])
         embeddings = self.forward_normalized(images)
@@ -119,9 +121,13 @@ class FastAPModule(StageModule):
         # Soft binning at bins=100 needs distances finer than bf16 / fp16 resolve.
         with torch.autocast(self.device.type, enabled=False):
             loss = self.objective(embeddings.float(), positives, anchors=anchors)
+        return {"loss": loss, "anchors_with_positive": positives[anchors].any(dim=1).float().mean()}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        parts = self.compute_loss(batch)
+        loss = parts["loss"]
         self.check_finite(loss)
-        with_positive = positives[anchors].any(dim=1).float().mean()
-        n = images.shape[0]
+        n = batch["images"].shape[0] * self.objective.num_views
         self.log("train/loss_step", loss, on_step=True, prog_bar=True, logger=False)
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         self.log(
@@ -129,7 +135,7 @@ class FastAPModule(StageModule):
         )
         self.log(
             "train/anchors_with_positive",
-            with_positive,
+            parts["anchors_with_positive"],
             on_epoch=True,
             batch_size=n,
             sync_dist=True,
@@ -140,7 +146,9 @@ class FastAPModule(StageModule):
         """Under DDP: the global batch, with gradient through this rank's rows only, and the
         indices of this rank's rows (its anchors). One process: the batch itself."""
         n = embeddings.shape[0]
-        if self.trainer.world_size <= 1:
+        # No trainer attached (a plain loop, a benchmark): one process.
+        attached = getattr(self, "_trainer", True) is not None
+        if not attached or self.trainer.world_size <= 1:
             return embeddings, items, torch.arange(n, device=embeddings.device)
         rank = self.global_rank
         gathered = self.all_gather(embeddings.detach())  # [W, n, D]

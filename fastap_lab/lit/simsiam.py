@@ -67,15 +67,23 @@ class SimSiamModule(StageModule):
                     group["lr"] = group["initial_lr"]
         super().on_train_epoch_start()
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The stage's loss on one batch (also what the benchmarks' plain loop runs): ``loss``
+        and ``z1`` (the first view's projections, for the collapse monitor)."""
         images = batch["images"]
         z1 = self.projector(self.backbone(self.augment(images)))
         z2 = self.projector(self.backbone(self.augment(images)))
-        loss = self.loss_fn(self.predictor(z1), self.predictor(z2), z1, z2)
+        return {"loss": self.loss_fn(self.predictor(z1), self.predictor(z2), z1, z2), "z1": z1}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        parts = self.compute_loss(batch)
+        loss = parts["loss"]
         self.check_finite(loss)
         self.log("train/loss_step", loss, on_step=True, prog_bar=True, logger=False)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=images.shape[0])
-        z_std = normalized_std(z1)
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, batch_size=batch["images"].shape[0]
+        )
+        z_std = normalized_std(parts["z1"])
         self.log("train/z_std", z_std, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
