@@ -24,7 +24,7 @@ from fastap_lab.build import build_datamodule
 from fastap_lab.checkpoints import resolve_checkpoint_path
 from fastap_lab.cli import run_task
 from fastap_lab.compose import compose_config
-from fastap_lab.data.frames import load_queries, load_query_files
+from fastap_lab.data.queries import Query, frame_query, load_queries, load_query_files
 from fastap_lab.embedders import checkpoint_embedder, untrained_embedder
 from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation import adapt, diagnostics, guard, report, tables
@@ -118,7 +118,7 @@ def compute_metrics(
     return result.summary, result.per_query
 
 
-def collect_queries(cfg: DictConfig, frames, channels: int, image_size: int) -> list[tables.Query]:
+def collect_queries(cfg: DictConfig, frames, channels: int, image_size: int) -> list[Query]:
     """Internal frames ``eval.queries.internal`` then the external query images."""
     spec = cfg.eval.queries
     queries = []
@@ -127,8 +127,7 @@ def collect_queries(cfg: DictConfig, frames, channels: int, image_size: int) -> 
             raise ConfigError(
                 f"eval.queries.internal: frame {i} does not exist (0..{len(frames) - 1})"
             )
-        label = None if frames.labels is None else int(frames.labels[i])
-        queries.append(tables.Query(frames.names[i], "internal", frames.images[i], label, int(i)))
+        queries.append(frame_query(frames, int(i)))
     images = (
         load_queries(frames.root, channels=channels, image_size=image_size)
         if spec.from_data
@@ -139,10 +138,7 @@ def collect_queries(cfg: DictConfig, frames, channels: int, image_size: int) -> 
         images += load_query_files(
             list(spec.external), channels=channels, image_size=image_size, labels=labels
         )
-    queries += [
-        tables.Query(q.name, "external", q.image, q.label, None, list(q.notes)) for q in images
-    ]
-    return queries
+    return queries + images
 
 
 def write_tables(

@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fastap_lab.data.frames import load_frame_folder, load_image, load_queries, load_query_files
+from fastap_lab.data.frames import load_frame_folder, load_image
+from fastap_lab.data.queries import load_queries, load_query_files
 from fastap_lab.data.video import load_video
 from fastap_lab.errors import DataError
 

@@ -25,7 +25,8 @@ from PIL import Image
 
 from fastap_lab.build import build_datamodule
 from fastap_lab.cli import EXIT_USER_ERROR, run_task
-from fastap_lab.data.frames import load_frame_folder, load_image, load_queries
+from fastap_lab.data.frames import load_frame_folder, load_image
+from fastap_lab.data.queries import load_queries
 from fastap_lab.data.sources import phantom_root
 from fastap_lab.data.video import load_video
 from fastap_lab.evaluate import evaluate

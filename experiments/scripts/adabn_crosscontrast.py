@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from fastap_lab.data.frames import load_frame_folder, load_queries
+from fastap_lab.data.frames import load_frame_folder
+from fastap_lab.data.queries import load_queries
 from fastap_lab.embedders import checkpoint_embedder
 from fastap_lab.evaluation.adapt import adapted_embedder, load_target_images
 from fastap_lab.evaluation.embed import embed_images, pixels_embedder

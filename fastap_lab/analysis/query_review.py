@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from fastap_lab.analysis.runs import RunEmbeddings
-from fastap_lab.data.frames import load_queries, load_query_files
+from fastap_lab.data.queries import Query, load_queries, load_query_files
 from fastap_lab.errors import DataError
 from fastap_lab.evaluation.embed import pixels_embedder
 from fastap_lab.retrieval.search import topk_search
@@ -35,13 +35,29 @@ class Hit:
 
 @dataclass
 class QueryReview:
-    name: str
-    image: torch.Tensor  # uint8 [C, H, W]
-    label: int | None
-    frame_index: int | None  # None for an external image
-    gallery: str  # "evaluated" (the metrics' frames) or "all"
+    """A query (:class:`fastap_lab.data.queries.Query`) and its top-K hits in ``gallery``
+    (``evaluated``: the metrics' frames, or ``all``)."""
+
+    query: Query
+    gallery: str
     exclusion_window: float
     hits: list[Hit]
+
+    @property
+    def name(self) -> str:
+        return self.query.name
+
+    @property
+    def image(self) -> torch.Tensor:
+        return self.query.image
+
+    @property
+    def label(self) -> int | None:
+        return self.query.label
+
+    @property
+    def frame_index(self) -> int | None:
+        return self.query.frame_index
 
 
 def review_query(
@@ -63,7 +79,8 @@ def review_query(
         raise DataError(f"gallery={gallery!r}: choose 'evaluated' (held-out frames) or 'all'")
     if k < 1 or context < 0:
         raise DataError(f"k={k}, context={context}: need k >= 1 and context >= 0")
-    name, image, label, frame_index, vector = _query(run, query)
+    found_query, vector = _query(run, query)
+    frame_index = found_query.frame_index
     every_frame = torch.arange(len(run.frame_names))
     members = every_frame[run.evaluated] if gallery == "evaluated" else every_frame
     window = run.exclusion_window if exclusion_window is None else float(exclusion_window)
@@ -83,30 +100,31 @@ def review_query(
         for rank, (s, i) in enumerate(zip(scores[0].tolist(), found[0].tolist(), strict=True), 1)
         if i >= 0  # fewer valid frames than k
     ]
-    return QueryReview(name, image, label, frame_index, gallery, window, hits)
+    return QueryReview(found_query, gallery, window, hits)
 
 
-def _query(
-    run: RunEmbeddings, query
-) -> tuple[str, torch.Tensor, int | None, int | None, torch.Tensor]:
+def _query(run: RunEmbeddings, query) -> tuple[Query, torch.Tensor]:
+    """(the Query, its embedding [D]) of a frame index or an image file."""
     frames = run.frames()
     if isinstance(query, int):
         if not 0 <= query < len(run.frame_names):
             raise DataError(f"query frame {query} does not exist (0..{len(run.frame_names) - 1})")
         label = None if run.labels is None else int(run.labels[query])
-        return run.frame_names[query], frames.images[query], label, query, run.embeddings[query]
+        found = Query(run.frame_names[query], frames.images[query], label, frame_index=query)
+        return found, run.embeddings[query]
     path = Path(query).expanduser()
     size, channels = frames.images.shape[-1], frames.images.shape[1]
     known = {
         q.path.resolve(): q for q in load_queries(frames.root, channels=channels, image_size=size)
     }
-    image = (
+    found = (
         known.get(path.resolve()) or load_query_files([path], channels=channels, image_size=size)[0]
     )
-    label = image.label if path.resolve() in known else None
+    if path.resolve() not in known:  # a file outside queries/: its label is unknown
+        found.label = None
     with torch.inference_mode():
-        vector = _embedder(run)(image.image[None]).float()[0]
-    return image.name, image.image, label, None, vector
+        vector = _embedder(run)(found.image[None]).float()[0]
+    return found, vector
 
 
 def _embedder(run: RunEmbeddings):

@@ -7,7 +7,7 @@ Folder format (also what the phantom generator writes)::
                          displacement) are kept in FrameSet.extras, other text columns ignored.
                          `frame` is the file name relative to ROOT/frames/ (subfolders allowed;
                          an absolute name or one whose `..` leads outside frames/ is an error)
-    ROOT/queries/*       optional query images
+    ROOT/queries/*       optional query images (read by :mod:`fastap_lab.data.queries`)
     ROOT/queries.csv     optional, columns query,label; an unlisted query image gets label 1
 
 Decoding rules (every image, frames and queries alike):
@@ -34,7 +34,6 @@ first appearance. Images in frames/ that labels.csv does not list are ignored (w
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -90,15 +89,6 @@ class FrameSet:
             notes=list(self.notes),
             extras={name: values[index.to(values.device)] for name, values in self.extras.items()},
         )
-
-
-@dataclass
-class QueryImage:
-    name: str
-    path: Path
-    image: torch.Tensor  # uint8 [C, H, W]
-    label: int
-    notes: list[str] = field(default_factory=list)
 
 
 def natural_key(name: str) -> list:
@@ -236,66 +226,3 @@ def load_frame_folder(
         images, table, names=list(table.keys), root=root, notes=notes,
         default_times=np.arange(len(table.keys), dtype=np.float64), default_group=root.name,
     )  # fmt: skip
-
-
-def _query_image(path: Path, name: str, label: int, channels: int, image_size: int) -> QueryImage:
-    array, notes = load_image(path, channels=channels, image_size=image_size)
-    return QueryImage(name=name, path=path, image=torch.from_numpy(array), label=label, notes=notes)
-
-
-def load_queries(root: str | Path, *, channels: int, image_size: int) -> list[QueryImage]:
-    """``ROOT/queries/*`` in queries.csv order, then unlisted images (label 1) in natural order.
-
-    Returns [] when neither ``ROOT/queries`` nor ``ROOT/queries.csv`` exists.
-    """
-    check_decode_settings(channels, image_size)
-    queries_dir, queries_csv = Path(root) / "queries", Path(root) / "queries.csv"
-    if not queries_dir.is_dir() and not queries_csv.is_file():
-        return []
-    available = list_images(queries_dir) if queries_dir.is_dir() else []
-    table = LabelTable.from_keys(queries_csv, "query", [])
-    if queries_csv.is_file():
-        table = read_label_table(queries_csv, key_column="query", need_label=True)
-        check_listed_files_exist(table, queries_dir, available)
-    listed = set(table.keys)
-    unlisted = [name for name in available if name not in listed]
-    labels = list(table.labels or []) + [1] * len(unlisted)
-    queries = [
-        _query_image(queries_dir / name, name, label, channels, image_size)
-        for name, label in zip(list(table.keys) + unlisted, labels, strict=True)
-    ]
-    for query in queries[len(table.keys) :]:
-        query.notes.append("not listed in queries.csv; label 1")
-    return queries
-
-
-def load_query_files(
-    paths: list[str | Path],
-    *,
-    channels: int,
-    image_size: int,
-    labels: list[int] | None = None,
-) -> list[QueryImage]:
-    """Query images given one by one (e.g. on the command line); label 1 unless ``labels``."""
-    check_decode_settings(channels, image_size)
-    if labels is not None and len(labels) != len(paths):
-        raise DataError(
-            f"got {count_noun(len(paths), 'query file')} but {count_noun(len(labels), 'query label')}; "
-            "give one label per query file, or none (every query then gets label 1)"
-        )
-    queries = []
-    for i, path in enumerate(Path(p).expanduser() for p in paths):
-        if not path.is_file():
-            raise DataError(f"query file {path} does not exist; check the path")
-        label = 1 if labels is None else _integer_label(labels[i], path)
-        queries.append(_query_image(path, path.name, label, channels, image_size))
-    return queries
-
-
-def _integer_label(value: object, path: Path) -> int:
-    is_integral = isinstance(value, (int, np.integer)) or (
-        isinstance(value, float) and math.isfinite(value) and value.is_integer()
-    )
-    if isinstance(value, bool) or not is_integral:
-        raise DataError(f"query {path}: label {value!r} is not an integer; give integer labels")
-    return int(value)

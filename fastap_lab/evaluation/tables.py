@@ -9,25 +9,14 @@ from __future__ import annotations
 import csv
 import io as text_io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
+from fastap_lab.data.queries import Query
 from fastap_lab.retrieval.search import topk_search
 
 POSITIVE_CUTOFFS = (20, 50)  # counts reported beside the table's own K
-
-
-@dataclass
-class Query:
-    """A retrieval query: an internal frame (``frame_index`` set) or an external image."""
-
-    name: str
-    kind: str  # "internal" | "external"
-    image: torch.Tensor  # uint8 [C, H, W]
-    label: int | None
-    frame_index: int | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from fastap_lab.checkpoints import resolve_checkpoint_path
-from fastap_lab.data.frames import load_query_files
+from fastap_lab.data.queries import load_query_files
 from fastap_lab.errors import ConfigError, DataError
 from fastap_lab.gating.scoring import embedding_scores, pixel_scores, surrogate_scores
 from fastap_lab.gating.sequence import GatedSequence
