@@ -12,23 +12,25 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
-# A phantom small enough to generate and train on in seconds (mirrors conf/experiment/smoke.yaml).
-TINY = [
-    "data.phantom.num_frames=96",
-    "data.phantom.image_size=32",
-    "data.phantom.num_breath_holds=1",
-    "data.phantom.hold_seconds=[4.0,5.0]",
-    "data.image_size=32",
-    "data.batch_size=16",
-    "data.num_blocks=4",
-    "data.split_gap=1.0",
-    "model.projector_dim=32",
-    "model.predictor_dim=8",
-]
+
+def _tiny_overrides() -> list[str]:
+    """conf/data/phantom_tiny.yaml (the one home of the tiny setting) as dotted overrides, in
+    file order (the phantom fields first, then data.image_size, …), plus small SimSiam heads."""
+    preset = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data" / "phantom_tiny.yaml"))
+    preset.pop("defaults")
+    phantom = preset.pop("phantom")
+    values = [f"data.phantom.{k}={v}".replace(" ", "") for k, v in phantom.items()]
+    values += [f"data.{k}={v}" for k, v in preset.items()]
+    return [*values, "model.projector_dim=32", "model.predictor_dim=8"]
+
+
+# A phantom small enough to generate and train on in seconds (data=phantom_tiny, as
+# +experiment=smoke uses it), as overrides that compose with any data / model choice.
+TINY = _tiny_overrides()
 
 
 @pytest.fixture(autouse=True)

@@ -60,13 +60,7 @@ def test_constant_phase_and_mismatched_lengths_are_refused():
         audit_augmentations(images, phase[:-1], _pixels, {"noise": 0.1})
 
 
-PHANTOM = [
-    "data.phantom.num_frames=96",
-    "data.phantom.image_size=32",
-    "data.phantom.num_breath_holds=1",
-    "data.phantom.hold_seconds=[4.0,5.0]",
-    "data.image_size=32",
-]
+PHANTOM = ["data=phantom_tiny"]
 
 
 def test_cli_writes_the_audit_and_refuses_a_bad_value(cli, tmp_path):

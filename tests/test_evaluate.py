@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,7 +85,8 @@ def test_every_output_is_written(first_evaluation):
 
 
 def test_embeddings_are_the_checkpoints(first_evaluation, smoke_run, cache_dir):
-    _, out = first_evaluation
+    record, out = first_evaluation
+    root = Path(record["data_root"])  # the session's cache holds other tests' phantoms too
     frames = read_csv(out / "frames.csv")
     embeddings = np.load(out / "embeddings.npy")
     assert embeddings.dtype == np.float32 and embeddings.shape == (len(frames), 512)
@@ -95,7 +97,7 @@ def test_embeddings_are_the_checkpoints(first_evaluation, smoke_run, cache_dir):
     module.load_state_dict(checkpoint["state_dict"])
     module.eval()
     images = torch.stack([
-        torch.from_numpy(np.array(Image.open(next(cache_dir.glob("phantom-*")) / "frames" / r["frame"])))[None]
+        torch.from_numpy(np.array(Image.open(root / "frames" / r["frame"])))[None]
         for r in frames[:8]
     ])  # fmt: skip
     np.testing.assert_allclose(embeddings[:8], module.embed(images).numpy(), atol=1e-5)
@@ -192,9 +194,7 @@ def test_pixels_baseline_is_standardised_pixels(make_cfg, tmp_path, cache_dir):
     assert record["model"] == "pixels" and record["checkpoint"] is None
     out = tmp_path / "run"
     frames = read_csv(out / "frames.csv")
-    root = next(
-        p for p in cache_dir.glob("phantom-*") if len(list((p / "frames").iterdir())) == len(frames)
-    )
+    root = Path(record["data_root"])
     pixels = np.stack(
         [
             np.array(Image.open(root / "frames" / r["frame"]), np.float64).ravel() / 255

@@ -60,11 +60,10 @@ def _gate_folder(run: Path, out: Path, cache_dir: Path) -> Path:
     from hydra import compose, initialize_config_dir
 
     from fastap_lab.gate import gate
-    from tests.conftest import CONF_DIR, TINY
+    from tests.conftest import CONF_DIR
 
-    data = [o for o in TINY if o.startswith("data.phantom") or o == "data.image_size=32"]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("gate", [*data, f"ckpt_path={run}", "reference=3", f"out={out}",
+        cfg = compose("gate", ["data=phantom_tiny", f"ckpt_path={run}", "reference=3", f"out={out}",
                                f"paths.cache_dir={cache_dir}", "paths.output_dir=."])  # fmt: skip
     gate(cfg)
     return out

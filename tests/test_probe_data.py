@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from PIL import Image
 
 from fastap_lab.build import build_datamodule
@@ -35,7 +36,9 @@ from fastap_lab.train import train
 from tests.conftest import CONF_DIR
 from tests.test_bad_input_matrix import QUIET, tree_digest, write_frames
 
-TINY_PHANTOM = {"num_frames": 96, "image_size": 32, "num_breath_holds": 1, "hold_seconds": [4, 5]}
+TINY_PHANTOM = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data" / "phantom_tiny.yaml"))[
+    "phantom"
+]
 # Trained at 32 px with 4 blocks: the frames group's defaults are 64 px and 10 blocks.
 RUN_DATA = ["data.image_size=32", "data.batch_size=16", "data.num_blocks=4", "data.split_gap=1.0"]
 QUICK_EVAL = ["eval.device=cpu", "eval.table_k=3", "eval.queries.from_data=false"]
