@@ -11,11 +11,9 @@ evaluate_config.yaml. Every file is written atomically.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,23 +25,20 @@ from fastap_lab.compose import compose_config
 from fastap_lab.data.queries import Query, frame_query, load_queries, load_query_files
 from fastap_lab.embedders import checkpoint_embedder, untrained_embedder
 from fastap_lab.errors import ConfigError
-from fastap_lab.evaluation import adapt, diagnostics, guard, report, tables
+from fastap_lab.evaluation import adapt, guard, report
 from fastap_lab.evaluation.data_settings import (
     DataSettings,
     checkpoint_normalisation,
     overridden_data_keys,
     resolve_data_settings,
 )
-from fastap_lab.evaluation.embed import (
-    Embedder,
-    embed_frames,
-    embed_images,
-    pick_device,
-    pixels_embedder,
+from fastap_lab.evaluation.embed import Embedder, pick_device, pixels_embedder
+from fastap_lab.evaluation.run import (
+    EvalSettings,
+    EvaluatedFrames,
+    evaluate_into,
+    evaluation_index,
 )
-from fastap_lab.evaluation.grid import write_grid
-from fastap_lab.evaluation.split import evaluate_split
-from fastap_lab.retrieval.metrics import single_label_warning
 from fastap_lab.validate import check_data
 
 log = logging.getLogger(__name__)
@@ -90,34 +85,6 @@ def baseline_embedder(cfg: DictConfig, kind: str, data: dict, frames) -> Embedde
     return untrained_embedder(data, str(cfg.paths.cache_dir), int(cfg.eval.seed), device)
 
 
-def evaluation_index(cfg: DictConfig, datamodule) -> tuple[str, torch.Tensor]:
-    """(``val`` | ``all``, int64 frame indices of the evaluation set)."""
-    split = cfg.eval.split or ("all" if datamodule.split["split"] == "none" else "val")
-    if split not in ("val", "all"):
-        raise ConfigError(f"eval.split={split!r}: choose val or all")
-    index = datamodule.val_index if split == "val" else torch.arange(len(datamodule.frames))
-    if index.numel() < 2:
-        raise ConfigError(f"eval.split={split}: only {index.numel()} frame(s); use eval.split=all")
-    return split, index
-
-
-def compute_metrics(
-    cfg, frames, embeddings, index, window, notes
-) -> tuple[dict | None, dict | None]:
-    """All-vs-all metrics of the evaluation set: (summary, per-query tensors), or (None, None).
-
-    ``embeddings``: [N, D] of every frame, on the device the search runs on.
-    """
-    if frames.labels is None:
-        return None, None  # said on the console and in metrics.json ("metrics_skipped")
-    result = evaluate_split(
-        embeddings[index.to(embeddings.device)], frames.labels[index], frames.times[index],
-        frames.groups[index], exclusion_window=window, ks=list(cfg.eval.ks),
-    )  # fmt: skip
-    notes += [result.ks_note] if result.ks_note else []
-    return result.summary, result.per_query
-
-
 def collect_queries(cfg: DictConfig, frames, channels: int, image_size: int) -> list[Query]:
     """Internal frames ``eval.queries.internal`` then the external query images."""
     spec = cfg.eval.queries
@@ -139,49 +106,6 @@ def collect_queries(cfg: DictConfig, frames, channels: int, image_size: int) -> 
             list(spec.external), channels=channels, image_size=image_size, labels=labels
         )
     return queries + images
-
-
-def write_tables(
-    out: Path, cfg, frames, embeddings, embedder, queries, external_embedder=None
-) -> list[tables.RetrievalTable]:
-    """``external_embedder`` (eval.adapt): embeds the external queries; internal ones are
-    gallery frames and keep ``embedder``."""
-    if not queries:
-        return []
-    query_embeddings = torch.cat([
-        embed_images(external_embedder if q.kind == "external" and external_embedder
-                     else embedder, q.image[None], 1)
-        for q in queries
-    ])  # fmt: skip
-    built = tables.build_tables(
-        queries, query_embeddings.to(embedder.device), embeddings.to(embedder.device),
-        frames.labels, int(cfg.eval.table_k), bool(cfg.eval.queries.include_self),
-    )  # fmt: skip
-    for position, table in enumerate(built):
-        io.write_text(
-            out / "tables" / tables.table_file_name(position, table),
-            tables.table_csv(table, frames),
-        )
-    io.write_text(
-        out / "retrieval_tables.md",
-        tables.tables_markdown(built, frames, f"Retrieval tables ({out})"),
-    )
-    write_grid(out / "retrieval_grid.png", built, frames)
-    return built
-
-
-def write_diagnostics(out: Path, cfg, frames, embeddings, index, split: str) -> dict:
-    embeddings = embeddings[index]
-    labels = None if frames.labels is None else frames.labels[index]
-    summary, similarities = diagnostics.diagnose(
-        embeddings, labels, int(cfg.eval.max_pairs), int(cfg.eval.seed)
-    )
-    summary = {"split": split, **summary}
-    io.write_json(out / "diagnostics.json", report.json_safe(summary))
-    diagnostics.plot_diagnostics(
-        out / "diagnostics.png", summary, similarities, diagnostics.dimension_std(embeddings)
-    )
-    return summary
 
 
 def check_eval_values(cfg: DictConfig) -> None:
@@ -226,16 +150,19 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
         else None
     )
     run_config = embedder.run_config if embedder else _stored_config(checkpoint)
-    settings = data_settings(cfg, run_config, overrides)
-    data = settings.data
+    data_used = data_settings(cfg, run_config, overrides)
+    data = data_used.data
     datamodule = build_datamodule(OmegaConf.create({"data": data}))
     datamodule.prepare_data()
     datamodule.setup()
     frames = datamodule.frames
+    evaluated = EvaluatedFrames(frames, datamodule.train_index, datamodule.val_index,
+                                datamodule.split["split"], float(datamodule.split["gap"]))  # fmt: skip
     # Bad queries / split fail here, before any embedding work or output folder.
     queries = collect_queries(cfg, frames, data["channels"], data["image_size"])
-    evaluation_index(cfg, datamodule)
     check_eval_values(cfg)
+    settings = eval_settings(cfg)
+    evaluation_index(settings, evaluated)
     target, mode = adapt.check_adapt(cfg.eval.get("adapt"))
     target_images = (
         adapt.load_target_images(target, channels=data["channels"], image_size=data["image_size"])
@@ -253,79 +180,23 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
         "evaluating %s on %d frames (%s) -> %s", _describe(embedder), len(frames), frames.root, out
     )
     normalisation = checkpoint_normalisation(embedder.run_config if embedder.stage else None)
-    log.info("%s", settings.describe(normalisation))
-    used = {"data_settings": settings.record(), "normalisation": normalisation}
-    return _evaluate_into(out, cfg, datamodule, embedder, queries, used, adapted)
-
-
-def _evaluate_into(
-    out: Path,
-    cfg: DictConfig,
-    datamodule,
-    embedder: Embedder,
-    queries,
-    used: dict,
-    adapted=(None, None),
-) -> dict:
-    frames, notes = datamodule.frames, list(datamodule.frames.notes)
-    notes += [f"query {q.name}: {note}" for q in queries for note in q.notes]
-    embeddings = embed_frames(embedder, datamodule, int(cfg.eval.batch_size))
+    log.info("%s", data_used.describe(normalisation))
+    used = {"data_settings": data_used.record(), "normalisation": normalisation}
     io.write_text(out / "evaluate_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    io.write_npy(out / "embeddings.npy", embeddings.numpy().astype("float32"))
-    labels = frames.labels if frames.labels is not None else torch.full((len(frames),), -1)
-    io.write_npy(out / "labels.npy", labels.numpy().astype("int64"))
-    splits = report.split_names(len(frames), datamodule.train_index, datamodule.val_index)
-    io.write_text(out / "frames.csv", report.frames_csv(frames, splits))
-    split, index = evaluation_index(cfg, datamodule)  # checked before, recomputed: cheap
-    window, window_source = _exclusion_window(cfg, datamodule)
-    summary, per_query = compute_metrics(
-        cfg, frames, embeddings.to(embedder.device), index, window, notes
-    )
-    labels_warning = None if summary is None else single_label_warning(frames.labels[index])
-    if per_query is not None:
-        io.write_text(out / "per_query.csv", report.per_query_csv(frames, index, per_query))
-    built = write_tables(out, cfg, frames, embeddings, embedder, queries, adapted[0])
-    pixel_guard = _pixel_guard(cfg, frames, embedder, index, window, summary, queries)
-    diagnosis = write_diagnostics(out, cfg, frames, embeddings, index, split)
-    record = {
-        "model": embedder.kind, "checkpoint": None if embedder.checkpoint is None else str(embedder.checkpoint),
-        "stage": embedder.stage, "embed_layer": embedder.embed_layer,
-        "baseline": embedder.details or None, "data_root": str(frames.root),
-        "channels": int(frames.images.shape[1]), "image_size": int(frames.images.shape[-1]),
-        "split": split, "num_frames": len(frames), "num_frames_evaluated": int(index.numel()),
-        "labels": frames.labels is not None, "exclusion_window": window,
-        "exclusion_window_source": window_source, "ks_requested": list(cfg.eval.ks),
-        "metrics": summary, "metrics_skipped": None if summary else "the data has no labels",
-        "metrics_warning": labels_warning, **used,
-        "positives_in_tables": {t.query.name: t.positives for t in built},
-        "pixel_baseline": pixel_guard, "adaptation": adapted[1],
-        "diagnostics": {k: diagnosis[k] for k in ("fraction_pairs_above_0.99", "effective_rank")},
-        "embedding_dim": int(embeddings.shape[1]), "device": str(embedder.device),
-        "torch_version": torch.__version__, "utc_time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "notes": notes,
-    }  # fmt: skip
-    io.write_json(out / "metrics.json", report.json_safe(record))
+    record = evaluate_into(out, settings, evaluated, embedder, queries, used, adapted)
     _log_summary(record, out)
     return record
 
 
-def _pixel_guard(cfg, frames, embedder, index, window, summary, queries) -> dict | None:
-    """metrics.json's ``pixel_baseline`` (evaluation/guard.py): raw pixels scored on the same
-    frames, split, exclusion window and queries; None when off, without labels, or for pixels."""
-    if not cfg.eval.get("pixel_baseline", True) or summary is None or embedder.kind == "pixels":
-        return None
-    pixels = pixels_embedder(frames.images, guard.PIXEL_SIZE, embedder.device)
-    embeddings = embed_images(pixels, frames.images, int(cfg.eval.batch_size))
-    scores, _ = compute_metrics(cfg, frames, embeddings.to(pixels.device), index, window, [])
-    positives = {}
-    if queries:  # the tables' positive counts, as for the model (cf. write_tables)
-        query_embeddings = embed_images(pixels, torch.stack([q.image for q in queries]), 1)
-        built = tables.build_tables(
-            queries, query_embeddings, embeddings, frames.labels, int(cfg.eval.table_k),
-            bool(cfg.eval.queries.include_self),
-        )  # fmt: skip
-        positives = {t.query.name: t.positives for t in built}
-    return guard.pixel_record(summary, scores, guard.PIXEL_SIZE, positives)
+def eval_settings(cfg: DictConfig) -> EvalSettings:
+    """``cfg.eval`` as the library's EvalSettings (values checked by check_eval_values)."""
+    spec = cfg.eval
+    return EvalSettings(
+        ks=tuple(spec.ks), split=spec.split, exclusion_window=spec.exclusion_window,
+        batch_size=int(spec.batch_size), table_k=int(spec.table_k),
+        include_self=bool(spec.queries.include_self), max_pairs=int(spec.max_pairs),
+        seed=int(spec.seed), pixel_baseline=bool(spec.get("pixel_baseline", True)),
+    )  # fmt: skip
 
 
 def _stored_config(checkpoint: Path | None) -> dict | None:
@@ -335,12 +206,6 @@ def _stored_config(checkpoint: Path | None) -> dict | None:
     from fastap_lab.checkpoints import CHECKPOINT_KEY, load_checkpoint
 
     return (load_checkpoint(checkpoint).get(CHECKPOINT_KEY) or {}).get("config")
-
-
-def _exclusion_window(cfg: DictConfig, datamodule) -> tuple[float, str]:
-    if cfg.eval.exclusion_window is not None:
-        return float(cfg.eval.exclusion_window), "eval.exclusion_window"
-    return float(datamodule.split["gap"]), "data.split_gap"
 
 
 def _describe(embedder: Embedder) -> str:
