@@ -60,6 +60,20 @@ def make_cfg(tmp_path, cache_dir):
     return _make
 
 
+def train_tiny_run(run_dir: Path, cache_dir: Path) -> Path:
+    """A one-step SimSiam run on the tiny phantom (a real checkpoint in seconds), no post-train
+    evaluation; returns ``run_dir``."""
+    from fastap_lab.train import train
+
+    overrides = [f"paths.output_dir={run_dir}", f"paths.cache_dir={cache_dir}", *TINY,
+                 "trainer.max_epochs=1", "+trainer.limit_train_batches=1", "logger={}",
+                 "eval_after_train=false"]  # fmt: skip
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    train(cfg)
+    return run_dir
+
+
 def run_cli(module: str, *args: str, cwd: Path, cache_dir: Path, timeout: int = 300):
     """Run ``python -m fastap_lab.<module> args`` as a user would; returns CompletedProcess."""
     env = {**os.environ, "FASTAP_LAB_CACHE": str(cache_dir), "WANDB_MODE": "offline"}

@@ -16,8 +16,7 @@ from fastap_lab.embedders import checkpoint_embedder
 from fastap_lab.errors import ConfigError, DataError
 from fastap_lab.evaluate import evaluate
 from fastap_lab.evaluation import adapt
-from fastap_lab.train import train
-from tests.conftest import CONF_DIR, TINY
+from tests.conftest import CONF_DIR, train_tiny_run
 
 QUICK_EVAL = ["eval.device=cpu", "eval.table_k=3"]
 
@@ -100,16 +99,7 @@ def test_option_composes():
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, cache_dir):
-    run = tmp_path_factory.mktemp("adapt") / "run"
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            [f"paths.output_dir={run}", f"paths.cache_dir={cache_dir}", *TINY,
-             "trainer.max_epochs=1", "+trainer.limit_train_batches=1", "logger={}",
-             "eval_after_train=false"],
-        )  # fmt: skip
-    train(cfg)
-    return run
+    return train_tiny_run(tmp_path_factory.mktemp("adapt") / "run", cache_dir)
 
 
 def test_external_queries_use_the_target_statistics_and_the_gallery_does_not(

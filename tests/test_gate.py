@@ -14,8 +14,7 @@ from PIL import Image
 from fastap_lab.errors import ConfigError, DataError
 from fastap_lab.gate import gate
 from fastap_lab.gating.agreement import label_agreement
-from fastap_lab.train import train
-from tests.conftest import CONF_DIR, TINY
+from tests.conftest import CONF_DIR, train_tiny_run
 from tests.test_frames_io import write_video
 
 SMALL = [
@@ -203,16 +202,7 @@ def test_cli_error_is_one_line(cli):
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, cache_dir):
-    run_dir = tmp_path_factory.mktemp("gate") / "run"
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            [f"paths.output_dir={run_dir}", f"paths.cache_dir={cache_dir}", *TINY,
-             "trainer.max_epochs=1", "+trainer.limit_train_batches=1", "logger={}",
-             "eval_after_train=false"],
-        )  # fmt: skip
-    train(cfg)
-    return run_dir
+    return train_tiny_run(tmp_path_factory.mktemp("gate") / "run", cache_dir)
 
 
 def test_embedding_gate_writes_into_the_run_folder_never_over_it(run, smoke_run):
