@@ -69,8 +69,34 @@ def check_data(data) -> None:
         )
 
 
+# Each training stage's module and the loss it is written for (conf/model/*, conf/loss/*).
+STAGE_LOSSES = {
+    "fastap_lab.lit.fastap.FastAPModule": (
+        "fastap",
+        "fastap_lab.losses.objectives.FastAPObjective",
+    ),
+    "fastap_lab.lit.simsiam.SimSiamModule": ("simsiam", "fastap_lab.losses.simsiam.simsiam_loss"),
+}
+
+
+def check_model_and_loss(model: DictConfig | None, loss: DictConfig | None) -> None:
+    """A stage's model with another stage's loss (e.g. ``model=fastap`` alone keeps the default
+    ``loss=simsiam``) is one line naming the fix, not an error deep inside the module."""
+    if model is None or loss is None or model.get("_target_") not in STAGE_LOSSES:
+        return
+    stage, expected = STAGE_LOSSES[model._target_]
+    if loss.get("_target_") != expected:
+        other = next((s for s, t in STAGE_LOSSES.values() if t == loss.get("_target_")), None)
+        raise ConfigError(
+            f"model={stage} with loss={other or loss.get('_target_')}: the {stage} stage trains"
+            f" with its own loss; add loss={stage} (or use +experiment="
+            f"{'fastap10' if stage == 'fastap' else 'simsiam100'}, which sets both)"
+        )
+
+
 def check_train_config(cfg: DictConfig) -> None:
     """Every check above on a composed training config (interpolations resolved on access)."""
+    check_model_and_loss(cfg.get("model"), cfg.get("loss"))
     check_optimizer(cfg.get("optimizer"))
     check_trainer(cfg.trainer)
     check_data(cfg.get("data"))

@@ -12,6 +12,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from omegaconf import OmegaConf
 
 from fastap_lab.build import build_datamodule, build_module, build_trainer
+from fastap_lab.errors import ConfigError
 from tests.conftest import CONF_DIR
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -127,3 +128,18 @@ def test_linear_lr_rule_is_explicit_and_resolved(make_cfg):
 def test_struct_mode_rejects_unknown_keys(make_cfg):
     with pytest.raises(Exception, match="nonexistent"):
         make_cfg(["data.nonexistent=1"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=fastap"], "model=fastap with loss=simsiam: .* add loss=fastap"),
+        (["loss=fastap"], "model=simsiam with loss=fastap: .* add loss=simsiam"),
+    ],
+)
+def test_a_stage_model_without_its_loss_is_refused(make_cfg, overrides, message):
+    from fastap_lab.validate import check_train_config
+
+    with pytest.raises(ConfigError, match=message):
+        check_train_config(make_cfg(overrides))
+    check_train_config(make_cfg(["model=fastap", "loss=fastap"]))  # a whole stage: fine
