@@ -23,7 +23,7 @@ from fastap_lab import io
 from fastap_lab.cli import run_task
 from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation.report import claim_output_dir, json_safe
-from fastap_lab.gating.gather import METHODS, gather_sequence, surrogate_baseline
+from fastap_lab.gate_inputs import METHODS, gather_sequence, surrogate_baseline
 from fastap_lab.gating.outputs import plot_trace, trace_csv
 from fastap_lab.gating.sequence import summarise
 from fastap_lab.gating.trace import check_trace_settings

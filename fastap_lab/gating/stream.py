@@ -9,11 +9,11 @@ standardisation (``pixels``) and the BatchNorm statistics (``embedding`` with ``
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from fastap_lab.data.label_table import read_label_table
 from fastap_lab.data.video import stream_video, video_rate
@@ -23,14 +23,10 @@ from fastap_lab.gating.scoring import pixel_features
 from fastap_lab.gating.sequence import GatedSequence
 
 
-def streams(cfg: DictConfig, values: dict) -> bool:
-    """Whether this gate streams: a video source and a method that scores frame by frame."""
-    data = cfg.data
-    return (
-        data.get("root") is None
-        and data.get("video") is not None
-        and values["method"] != "surrogate"
-    )
+def streams(data: Mapping, method: str) -> bool:
+    """Whether a gate streams: a video source (``data``: the data config) and a method that
+    scores frame by frame."""
+    return data.get("root") is None and data.get("video") is not None and method != "surrogate"
 
 
 def frame_at(path: Path, index: int, channels: int, image_size: int) -> torch.Tensor:
@@ -124,27 +120,38 @@ def table_columns(
     return labels, times, displacement
 
 
-def stream_scores(cfg: DictConfig, values: dict, embedder, reference_of) -> GatedSequence:
-    """Score every frame of ``data.video`` chunk by chunk (see the module docstring)."""
+def stream_scores(
+    video: Path, labels_csv: str | None, decode: dict, fps: float | None, values: dict, embedder,
+    reference: int | torch.Tensor, record: dict, notes: list[str],
+) -> GatedSequence:  # fmt: skip
+    """Score every frame of ``video`` chunk by chunk (see the module docstring).
+
+    Args:
+        video: the video file; labels_csv: its labels CSV (``frame`` = index) or None.
+        decode: ``channels`` and ``image_size``; fps: frames per second when the video and the
+            CSV give no time (None: the video's rate).
+        values: ``gate.*``; embedder: a checkpoint's (``embedding``) or None (``pixels``).
+        reference: a frame index or an uint8 [C, H, W] image; record / notes: gate.json's
+            reference entry and notes so far (extended here).
+    """
     from tqdm import tqdm
 
-    data, path = cfg.data, Path(cfg.data.video).expanduser()
+    path, channels, image_size = Path(video).expanduser(), decode["channels"], decode["image_size"]
     rate, listed = video_rate(path)
-    reference, record, notes = reference_of(cfg.reference, None, data.channels, data.image_size)
     is_frame = isinstance(reference, int)
-    image = frame_at(path, reference, data.channels, data.image_size) if is_frame else reference
+    image = frame_at(path, reference, channels, image_size) if is_frame else reference
     scorer = ChunkScorer(values, embedder, image, is_frame)
     parts = []
     bar = tqdm(total=listed or None, unit="frame", disable=not values["progress"], desc="gate")
-    for _, chunk in stream_video(path, channels=data.channels, image_size=data.image_size,
+    for _, chunk in stream_video(path, channels=channels, image_size=image_size,
                                  chunk=values["chunk_frames"]):  # fmt: skip
         parts.append(scorer(torch.from_numpy(chunk)))
         bar.update(len(chunk))
     bar.close()
     scores = np.concatenate(parts)
     count = scores.size
-    labels, times, displacement = table_columns(data.get("labels_csv"), count)
-    fps = cfg.get("fps") or rate
+    labels, times, displacement = table_columns(labels_csv, count)
+    fps = fps or rate
     if times is None or not np.isfinite(times).all():
         if not fps or not math.isfinite(fps):
             raise DataError(f"video {path}: no frame rate known; give fps=<frames per second>")

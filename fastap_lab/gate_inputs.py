@@ -1,5 +1,6 @@
-"""Config -> a :class:`GatedSequence`: read the frames (in memory, or a video streamed in
-chunks), read the reference, score with the chosen method."""
+"""Glue of ``python -m fastap_lab.gate``: config -> a :class:`~fastap_lab.gating.sequence.
+GatedSequence` — read the frames (in memory, or a video streamed in chunks), the reference and
+the checkpoint, score with the chosen method (:mod:`fastap_lab.gating`)."""
 
 from __future__ import annotations
 
@@ -63,8 +64,12 @@ def gather_sequence(cfg: DictConfig, values: dict) -> tuple[GatedSequence, Path 
     """(the scored sequence, the checkpoint's run folder or None, the positive label)."""
     checkpoint, run_dir = checkpoint_run(cfg)
     embedder = embedder_for(cfg, values, checkpoint)
-    if streams(cfg, values):
-        sequence = stream_scores(cfg, values, embedder, reference_of)
+    data = cfg.data
+    if streams(data, values["method"]):
+        reference, record, notes = reference_of(cfg.reference, None, data.channels, data.image_size)
+        decode = {"channels": data.channels, "image_size": data.image_size}
+        sequence = stream_scores(data.video, data.get("labels_csv"), decode, cfg.get("fps"), values,
+                                 embedder, reference, record, notes)  # fmt: skip
     else:
         sequence = in_memory_scores(cfg, values, embedder)
     return sequence, run_dir, positive_label(sequence, values)
