@@ -17,6 +17,8 @@ import torch
 from fastap_lab.lit.fastap import FastAPModule
 from fastap_lab.losses.objectives import FastAPObjective
 
+pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
+
 WORLD, LOCAL = 2, 6  # ranks, rows per rank
 
 
