@@ -4,7 +4,7 @@ One row per job — job number, overrides, status (ok / failed + the one-line er
 optimised metric, mAP, P@K, R@K of the post-train evaluation, the best epoch of ``val/mAP`` in
 ``metrics.csv``, run folder — sorted by the optimised metric (best first, failed jobs last).
 Built from the files each job left in its folder (``.hydra/``, ``result.json``,
-``inference/metrics.json``, ``metrics.csv``, ``error.txt``, ``FINISHED``), so it works with every launcher
+the newest ``inference[-N]/metrics.json``, ``metrics.csv``, ``error.txt``, ``FINISHED``), so it works with every launcher
 (sequential, joblib, SLURM). Registered as a Hydra callback in ``conf/train.yaml``.
 """
 
@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from fastap_lab import io
 from fastap_lab.cli import ERROR_FILE
 from fastap_lab.evaluation import guard
+from fastap_lab.report.collect import newest_inference
 from fastap_lab.runs import is_finished, read_epochs
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def job_row(job_dir: Path) -> dict[str, Any]:
     hydra_cfg = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra
     result = read_json(job_dir / "result.json")
     status, error = job_status(job_dir)
-    record = read_json(job_dir / "inference" / "metrics.json")
+    evaluation = newest_inference(job_dir)  # the newest inference[-N]/, as the report reads it
+    record = {} if evaluation is None else read_json(evaluation / "metrics.json")
     metrics = record.get("metrics") or {}
     epoch, best_value = best_epoch(job_dir / "metrics.csv")
     row = {
