@@ -48,6 +48,13 @@ def gate_values(cfg: DictConfig) -> dict:
     for name in ("batch_size", "chunk_frames", "pixel_size"):
         if isinstance(values[name], bool) or not isinstance(values[name], int) or values[name] < 1:
             raise ConfigError(f"gate.{name}={values[name]!r}: must be an integer >= 1")
+    label = values["positive_label"]
+    if label is not None and (isinstance(label, bool) or not isinstance(label, int)):
+        raise ConfigError(f"gate.positive_label={label!r}: give an integer label or null")
+    if values["embed_layer"] not in (None, "backbone", "projector"):
+        raise ConfigError(
+            f"gate.embed_layer={values['embed_layer']!r}: choose backbone, projector or null"
+        )
     if cfg.get("reference") in (None, ""):
         raise ConfigError("reference is not set: give reference=<frame index> (a frame of the"
                           " sequence at the breath-hold position) or reference=<image file>")  # fmt: skip

@@ -157,6 +157,8 @@ def test_no_labels_skips_the_metrics_and_still_writes_the_trace(run, tmp_path, p
             DataError,
             "shorter than the smoothing window",
         ),
+        (["reference=3", "gate.positive_label=yes"], ConfigError, "gate.positive_label='yes'"),
+        (["reference=3", "gate.embed_layer=head"], ConfigError, "gate.embed_layer='head'"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_writes_nothing(run, tmp_path, overrides, error, message):
