@@ -13,7 +13,7 @@ PY=${PY:-.venv/bin/python}
 presets=("$@")
 [ ${#presets[@]} -gt 0 ] || presets=(phantom phantom_subtle phantom_subtle_drift phantom_axial phantom_crosscontrast)
 for p in "${presets[@]}"; do
-  $PY -m fastap_lab.evaluate model=pixels data="$p" experiment_name="pixels_$p"
+  $PY -m fastap_lab.evaluate baseline=pixels data="$p" experiment_name="pixels_$p"
   $PY -m fastap_lab.train +experiment=fastap10_labels data="$p" model.pretrained=null \
     model.freeze_backbone=false experiment_name="labels_$p"
   $PY -m fastap_lab.evaluate ckpt_path="$(ls -d "outputs/labels_$p"/*/ | tail -1)"

@@ -29,8 +29,8 @@ fastap() {  # fastap PARENT EXPERIMENT NAME [OVERRIDES...]
 
 case ${1:?baselines, fastap PARENT or sweep PARENT} in
   baselines)
-    timed $PY -m fastap_lab.evaluate model=pixels
-    timed $PY -m fastap_lab.evaluate model=untrained ;;
+    timed $PY -m fastap_lab.evaluate baseline=pixels
+    timed $PY -m fastap_lab.evaluate baseline=untrained ;;
   fastap)  # views (the reference report), labels, temporal positives; labels with the backbone trained
     parent=${2:?PARENT}
     fastap "$parent" fastap10 "fastap10_from_$parent"

@@ -1,7 +1,7 @@
 """``python -m fastap_lab.evaluate ckpt_path=<run folder or .ckpt> [data=…] [eval.*=…]``.
 
 Embeds every frame with the checkpoint's model (rebuilt from the config stored in it) or a
-baseline (``model=pixels`` / ``model=untrained``), then writes into ``<run>/inference/`` (or
+baseline (``baseline=pixels`` / ``baseline=untrained``), then writes into ``<run>/inference/`` (or
 ``inference-2``, … — never over an earlier evaluation; Hydra's run folder when the checkpoint
 is not inside a run folder): embeddings.npy, labels.npy, frames.csv, metrics.json,
 per_query.csv, retrieval_tables.md + tables/*.csv, retrieval_grid.png, diagnostics.json/.png,
@@ -11,6 +11,7 @@ evaluate_config.yaml. Every file is written atomically.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -20,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from fastap_lab import io
 from fastap_lab.build import build_datamodule
 from fastap_lab.checkpoints import resolve_checkpoint_path
-from fastap_lab.cli import run_task
+from fastap_lab.cli import EXIT_USER_ERROR, run_task
 from fastap_lab.compose import compose_config
 from fastap_lab.data.queries import Query, frame_query, load_queries, load_query_files
 from fastap_lab.embedders import checkpoint_embedder, untrained_embedder
@@ -46,15 +47,15 @@ BASELINES = ("pixels", "untrained")
 
 
 def model_kind(cfg: DictConfig) -> str:
-    model = cfg.get("model")
-    if model is None:
+    """``checkpoint``, or the baseline chosen with ``baseline=pixels|untrained``."""
+    baseline = cfg.get("baseline")
+    if baseline is None:
         return "checkpoint"
-    if model.get("kind") not in BASELINES:
+    if baseline.get("kind") not in BASELINES:
         raise ConfigError(
-            "evaluate takes the model from ckpt_path; model= only selects a baseline:"
-            f" choose one of {list(BASELINES)}, or leave model unset"
+            f"baseline.kind={baseline.get('kind')!r}: choose one of {list(BASELINES)}"
         )
-    return model.kind
+    return baseline.kind
 
 
 def data_settings(cfg: DictConfig, run_config: dict | None, overrides) -> DataSettings:
@@ -81,7 +82,7 @@ def data_settings(cfg: DictConfig, run_config: dict | None, overrides) -> DataSe
 def baseline_embedder(cfg: DictConfig, kind: str, data: dict, frames) -> Embedder:
     device = pick_device(cfg.eval.device)
     if kind == "pixels":
-        return pixels_embedder(frames.images, cfg.model.get("size"), device)
+        return pixels_embedder(frames.images, cfg.baseline.get("size"), device)
     return untrained_embedder(data, str(cfg.paths.cache_dir), int(cfg.eval.seed), device)
 
 
@@ -139,7 +140,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     if kind == "checkpoint" and not cfg.get("ckpt_path"):
         raise ConfigError(
             "ckpt_path is not set: give ckpt_path=<run folder> or ckpt_path=<file.ckpt>,"
-            " or model=pixels / model=untrained for a baseline without a checkpoint"
+            " or baseline=pixels / baseline=untrained for a baseline without a checkpoint"
         )
     checkpoint = (
         resolve_checkpoint_path(cfg.ckpt_path, "ckpt_path") if cfg.get("ckpt_path") else None
@@ -244,5 +245,18 @@ def main(cfg: DictConfig) -> dict:
     return run_task(evaluate, cfg, list(HydraConfig.get().overrides.task))
 
 
+# Baselines used to be model options; the old words get one line saying the new ones.
+RENAMED = {"model=pixels": "baseline=pixels", "model=untrained": "baseline=untrained"}
+
+
+def refuse_renamed(argv: list[str]) -> None:
+    for arg in argv:
+        if arg in RENAMED:
+            print(f"error: {arg} is now {RENAMED[arg]} (a baseline is an evaluation choice,"
+                  " not a model)", file=sys.stderr)  # fmt: skip
+            raise SystemExit(EXIT_USER_ERROR)
+
+
 if __name__ == "__main__":
+    refuse_renamed(sys.argv[1:])
     main()

@@ -190,7 +190,7 @@ def _frame_paths(folder):
 
 
 def test_pixels_baseline_is_standardised_pixels(make_cfg, tmp_path, cache_dir):
-    record = evaluate_with(make_cfg, "model=pixels", "data=phantom", *TINY[:5])
+    record = evaluate_with(make_cfg, "baseline=pixels", "data=phantom", *TINY[:5])
     assert record["model"] == "pixels" and record["checkpoint"] is None
     out = tmp_path / "run"
     frames = read_csv(out / "frames.csv")
@@ -209,14 +209,14 @@ def test_pixels_baseline_is_standardised_pixels(make_cfg, tmp_path, cache_dir):
 def test_untrained_baseline_is_seeded(make_cfg, tmp_path):
     first = evaluate_with(
         make_cfg,
-        "model=untrained",
+        "baseline=untrained",
         "data=phantom",
         *TINY[:5],
         "paths.output_dir=" + str(tmp_path / "a"),
     )
     evaluate_with(
         make_cfg,
-        "model=untrained",
+        "baseline=untrained",
         "data=phantom",
         *TINY[:5],
         "paths.output_dir=" + str(tmp_path / "b"),
@@ -281,3 +281,11 @@ def test_cli_error_is_one_line(cli, tmp_path):
     done = cli("evaluate", f"ckpt_path={tmp_path / 'nowhere.ckpt'}")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("error: ckpt_path=")
+
+
+def test_the_old_baseline_words_get_one_line(cli):
+    result = cli("evaluate", "model=pixels")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: model=pixels is now baseline=pixels (a baseline is an evaluation choice, not a model)"
+    )

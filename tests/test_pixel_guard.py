@@ -75,11 +75,11 @@ def test_post_train_evaluation_flags_a_model_worse_than_pixels(weak_run, cache_d
     assert verdict["pixels"]["mAP"] > record["metrics"]["mAP"]
     assert verdict["beats_pixels"] is False
     assert verdict["margin"] == pytest.approx(record["metrics"]["mAP"] - verdict["pixels"]["mAP"])
-    # the guard's pixels are the model=pixels baseline on the same frames, split and exclusion
+    # the guard's pixels are the baseline=pixels baseline on the same frames, split and exclusion
     pixels = evaluate(
         compose_cfg(
             "evaluate",
-            [f"ckpt_path={weak_run}", "model=pixels", "model.size=32",
+            [f"ckpt_path={weak_run}", "baseline=pixels", "baseline.size=32",
              f"paths.output_dir={tmp_path / 'pixels'}", f"paths.cache_dir={cache_dir}",
              *QUICK_EVAL],
         )

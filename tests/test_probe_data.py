@@ -166,7 +166,7 @@ def rotated_jpeg(probe: Probe) -> str:
 # --------------------------------------------------------------------------- case 7
 def single_class(probe: Probe) -> str:
     root = frames_with_labels(probe, rows(*(f"f{i}.png,3" for i in range(12))))
-    said = probe.evaluate("model=pixels", "data=frames", f"data.root={root}", "data.split=none")
+    said = probe.evaluate("baseline=pixels", "data=frames", f"data.root={root}", "data.split=none")
     assert probe.record["metrics"]["mAP"] == 1.0 and probe.record["metrics_warning"]
     return said
 
@@ -206,7 +206,7 @@ def one_k_policy(probe: Probe) -> str:
     """Training's val/precision@K and evaluation's inference/precision@K drop the same K."""
     root = frames_with_labels(probe, "default", count=12)
     said = probe.evaluate(
-        "model=pixels", "data=frames", f"data.root={root}", "data.split=none",
+        "baseline=pixels", "data=frames", f"data.root={root}", "data.split=none",
         "eval.ks=[1,5,11,12,500]", "data.image_size=8",
     )  # fmt: skip
     record = probe.record

@@ -114,7 +114,7 @@ CASES = [
     Case("12_gpu_without_cuda", "train",
          lambda c: [*TINY, *QUIET, "trainer=gpu"], words=["no CUDA device", "trainer=cpu"]),
     Case("13_pixels_baseline_with_a_training_experiment", "evaluate",
-         lambda c: ["model=pixels", "+experiment=smoke"], code=0, creates="run/metrics.json"),
+         lambda c: ["baseline=pixels", "+experiment=smoke"], code=0, creates="run/metrics.json"),
     Case("14_cache_is_a_file", "train",
          lambda c: [*TINY, *QUIET, f"paths.cache_dir={_file(c, 'cache', b'x')}"], words=["FASTAP_LAB_CACHE", "a file, not a folder"]),
     Case("14_read_only_outputs", "train",

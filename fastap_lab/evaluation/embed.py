@@ -119,11 +119,3 @@ def embed_frames(embedder: Embedder, datamodule, batch_size: int) -> torch.Tenso
     # Placed by each batch's FrameSet index, so the rows follow the FrameSet whatever the loader.
     embeddings = torch.cat(parts)
     return embeddings[torch.cat(order).argsort()]
-
-
-def not_trainable(*args, kind: str = "this baseline", **kwargs):
-    """Target of conf/model/{pixels,untrained}.yaml: they are evaluation baselines only."""
-    raise ConfigError(
-        f"model={kind} is an evaluation baseline (python -m fastap_lab.evaluate model={kind});"
-        " to train, use model=simsiam or model=fastap"
-    )

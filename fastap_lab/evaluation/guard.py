@@ -1,6 +1,6 @@
 """The guard against "no better than pixels": every evaluation also scores raw pixels.
 
-Raw pixels (the ``model=pixels`` baseline: downsampled, per-pixel standardised frames) are
+Raw pixels (the ``baseline=pixels`` baseline: downsampled, per-pixel standardised frames) are
 scored on the same frames, split and exclusion window as the model, and the verdict
 (``beats_pixels``, ``margin`` = model mAP − pixels mAP) goes into metrics.json under
 ``pixel_baseline``; the console, report.md and the sweep summary print :func:`verdict_line`.
