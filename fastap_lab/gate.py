@@ -27,6 +27,7 @@ from fastap_lab.gate_inputs import METHODS, gather_sequence, surrogate_baseline
 from fastap_lab.gating.outputs import plot_trace, trace_csv
 from fastap_lab.gating.sequence import summarise
 from fastap_lab.gating.trace import check_trace_settings
+from fastap_lab.surrogate import output_dir as surrogate_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,9 @@ def gate_values(cfg: DictConfig) -> dict:
 
 def output_dir(cfg: DictConfig, run_dir: Path | None) -> Path:
     """``out`` / ``<run>/gate`` (``-2``, … when taken), else Hydra's new run folder."""
-    if cfg.get("out"):
-        return claim_output_dir(Path(cfg.out).expanduser())
-    if run_dir is not None:
+    if run_dir is not None and not cfg.get("out"):
         return claim_output_dir(run_dir / "gate")
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return surrogate_output_dir(cfg)  # the same out= / Hydra-folder rule as the surrogate
 
 
 def write_outputs(out: Path, sequence, trace, record: dict) -> None:
@@ -99,16 +96,15 @@ def gate(cfg: DictConfig) -> dict:
     """Run the gate described by ``cfg`` (conf/gate.yaml); returns gate.json."""
     values = gate_values(cfg)
     started = time.perf_counter()
-    sequence, run_dir, positive = gather_sequence(cfg, values)
+    sequence, run_dir, positive, loaded = gather_sequence(cfg, values)
     seconds = time.perf_counter() - started
     trace, measured = summarise(sequence, values, positive)
     this_f1 = (measured["labels"] or {}).get("f1")
-    baseline = surrogate_baseline(cfg, values, sequence, positive, this_f1)
+    baseline = surrogate_baseline(cfg, values, loaded, positive, this_f1)
     out = output_dir(cfg, run_dir)
-    details = {k: v for k, v in sequence.details.items() if k != "surrogate"}
     record = {
         "method": values["method"], "reference": sequence.reference,
-        "checkpoint": cfg.get("ckpt_path"), "settings": values, **measured, **details,
+        "checkpoint": cfg.get("ckpt_path"), "settings": values, **measured, **sequence.details,
         "surrogate_baseline": baseline, "scoring_seconds": seconds, "frames_per_second_scored": sequence.scores.size / max(seconds, 1e-9),
         "notes": sequence.notes, "utc_time": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip

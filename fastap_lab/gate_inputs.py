@@ -4,12 +4,15 @@ the checkpoint, score with the chosen method (:mod:`fastap_lab.gating`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from fastap_lab.checkpoints import resolve_checkpoint_path
+from fastap_lab.data.frames import FrameSet
 from fastap_lab.data.queries import load_query_files
 from fastap_lab.errors import ConfigError, DataError
 from fastap_lab.gating.scoring import embedding_scores, pixel_scores, surrogate_scores
@@ -60,23 +63,39 @@ def embedder_for(cfg: DictConfig, values: dict, checkpoint: Path | None):
     )
 
 
-def gather_sequence(cfg: DictConfig, values: dict) -> tuple[GatedSequence, Path | None, int]:
-    """(the scored sequence, the checkpoint's run folder or None, the positive label)."""
+@dataclass
+class LoadedSequence:
+    """Frames read into memory with their times and the reference: what every method scores
+    (kept, so a comparison by another method does not read the frames again)."""
+
+    frames: FrameSet
+    is_video: bool
+    times: torch.Tensor
+    reference: int | torch.Tensor
+    record: dict
+    notes: list[str]
+
+
+def gather_sequence(cfg: DictConfig, values: dict):
+    """(the scored sequence, the checkpoint's run folder or None, the positive label, the
+    frames in memory — None for a streamed video)."""
     checkpoint, run_dir = checkpoint_run(cfg)
     embedder = embedder_for(cfg, values, checkpoint)
-    data = cfg.data
+    data, loaded = cfg.data, None
     if streams(data, values["method"]):
         reference, record, notes = reference_of(cfg.reference, None, data.channels, data.image_size)
         decode = {"channels": data.channels, "image_size": data.image_size}
         sequence = stream_scores(data.video, data.get("labels_csv"), decode, cfg.get("fps"), values,
                                  embedder, reference, record, notes)  # fmt: skip
     else:
-        sequence = in_memory_scores(cfg, values, embedder)
-    return sequence, run_dir, positive_label(sequence, values)
+        loaded = load_in_memory(cfg)
+        sequence = score_loaded(loaded, cfg, values, embedder)
+    return sequence, run_dir, positive_label(sequence, values), loaded
 
 
-def in_memory_scores(cfg: DictConfig, values: dict, embedder) -> GatedSequence:
-    from fastap_lab.surrogate import frame_keys, frame_times, load_frames, settings_from
+def load_in_memory(cfg: DictConfig) -> LoadedSequence:
+    """Decode the frames, their times and the reference (one line for any bad input)."""
+    from fastap_lab.surrogate import frame_times, load_frames
 
     frames, labels_csv, is_video = load_frames(cfg)
     data = cfg.data
@@ -85,6 +104,14 @@ def in_memory_scores(cfg: DictConfig, values: dict, embedder) -> GatedSequence:
     )
     notes = list(frames.notes) + notes
     times, _ = frame_times(cfg, frames, read_reference(labels_csv).has_time, is_video, notes)
+    return LoadedSequence(frames, is_video, times, reference, record, notes)
+
+
+def score_loaded(loaded: LoadedSequence, cfg: DictConfig, values: dict, embedder) -> GatedSequence:
+    """Score the loaded frames by ``values["method"]``."""
+    from fastap_lab.surrogate import frame_keys, settings_from
+
+    frames, reference = loaded.frames, loaded.reference
     is_frame = isinstance(reference, int)
     image = frames.images[reference] if is_frame else reference
     method, adapt = values["method"], bool(values["adapt"])
@@ -95,16 +122,17 @@ def in_memory_scores(cfg: DictConfig, values: dict, embedder) -> GatedSequence:
         scores, details = pixel_scores(frames.images, image, values["pixel_size"], adapt)
     else:
         scores, details = surrogate_scores(
-            frames.images, times, frames.groups, settings_from(cfg), reference,
+            frames.images, loaded.times, frames.groups, settings_from(cfg), reference,
             size=values["pixel_size"], adapt=adapt,
         )  # fmt: skip
     labels = None if frames.labels is None else frames.labels.numpy()
     displacement = frames.extras.get("displacement")
     displacement = None if displacement is None else displacement.numpy()
     sequence = GatedSequence(
-        keys=frame_keys(frames, is_video), times=times.numpy(), groups=frames.groups.numpy(),
-        scores=scores, labels=labels, displacement=displacement, reference=record,
-        notes=notes, details={"data_root": str(frames.root), **details},
+        keys=frame_keys(frames, loaded.is_video), times=loaded.times.numpy(),
+        groups=frames.groups.numpy(), scores=scores, labels=labels, displacement=displacement,
+        reference=dict(loaded.record), notes=list(loaded.notes),
+        details={"data_root": str(frames.root), **details},
     )  # fmt: skip
     fill_reference_truth(sequence, reference, values)
     return sequence
@@ -140,18 +168,19 @@ def fill_reference_truth(sequence: GatedSequence, reference, values: dict) -> No
 
 
 def surrogate_baseline(
-    cfg: DictConfig, values: dict, sequence: GatedSequence, positive: int, this_f1: float | None
-) -> dict | None:
+    cfg: DictConfig, values: dict, loaded: LoadedSequence | None, positive: int,
+    this_f1: float | None,
+) -> dict | None:  # fmt: skip
     """The same gate by the ``surrogate`` method, for comparison (like evaluate's raw-pixel
     guard): precision / recall / F1 and |r|, or None when it cannot be judged (no labels, the
     surrogate method itself, a streamed video, or ``gate.compare_surrogate=false``)."""
     from fastap_lab.gating.sequence import summarise
 
     if (values["method"] == "surrogate" or not values["compare_surrogate"] or this_f1 is None
-            or "streamed" in sequence.details):  # fmt: skip
+            or loaded is None):  # fmt: skip
         return None
     settings = {**values, "method": "surrogate", "positive_label": positive}
-    _, measured = summarise(in_memory_scores(cfg, settings, None), settings, positive)
+    _, measured = summarise(score_loaded(loaded, cfg, settings, None), settings, positive)
     labels, displacement = measured["labels"], measured["displacement"] or {}
     return {
         "method": "surrogate", "f1": labels["f1"], "precision": labels["precision"],

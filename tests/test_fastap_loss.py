@@ -78,16 +78,23 @@ def test_triangular_matches_pytorch_metric_learning(n, d, bins):
     torch.testing.assert_close(ours, pml, atol=1e-9, rtol=1e-7)
 
 
-@pytest.mark.parametrize(("bins", "sigma"), [(100, 0.05), (10, 0.3), (20, 0.02)])
-def test_gaussian_matches_untruncated_reference(bins, sigma):
-    embeddings, labels = random_case(30, 6, num_labels=4, seed=bins)
-    positives = positives_from_labels(labels)
+def assert_gaussian_matches_reference(embeddings, positives, bins, sigma):
+    """Gaussian-kernel loss and gradient equal to the untruncated reference, and a gradient."""
     ours = value_and_grad(
         lambda x: fastap_loss(x, positives, bins=bins, kernel="gaussian", sigma=sigma), embeddings
     )
     ref = value_and_grad(lambda x: naive_fastap(x, positives, bins, sigma=sigma), embeddings)
+    # Ours keeps the centres within 6σ of each distance; the dropped weight is below
+    # exp(-6²/2) ≈ 1.5e-8 of the total, so values and gradients agree to ~1e-8, not to float64
+    # rounding; 1e-6 leaves room for that and still sees any centre placed wrongly.
     torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-6)
     assert ours[1].abs().sum() > 0
+
+
+@pytest.mark.parametrize(("bins", "sigma"), [(100, 0.05), (10, 0.3), (20, 0.02)])
+def test_gaussian_matches_untruncated_reference(bins, sigma):
+    embeddings, labels = random_case(30, 6, num_labels=4, seed=bins)
+    assert_gaussian_matches_reference(embeddings, positives_from_labels(labels), bins, sigma)
 
 
 @pytest.mark.parametrize("kernel_args", [{}, {"kernel": "gaussian", "sigma": 0.1}])
@@ -153,16 +160,7 @@ def test_gaussian_matches_untruncated_reference_over_the_whole_range(bins, sigma
     squared = ((unit[:, None] - unit[None]) ** 2).sum(-1)
     assert squared.min() == 0 and squared.max() > 4 - 1e-7  # both ends of [0, 4] are reached
     labels = torch.randint(0, 3, (28,), generator=torch.Generator().manual_seed(bins))
-    positives = positives_from_labels(labels)
-    ours = value_and_grad(
-        lambda x: fastap_loss(x, positives, bins=bins, kernel="gaussian", sigma=sigma), embeddings
-    )
-    ref = value_and_grad(lambda x: naive_fastap(x, positives, bins, sigma=sigma), embeddings)
-    # Ours keeps the centres within 6σ of each distance; the dropped weight is below
-    # exp(-6²/2) ≈ 1.5e-8 of the total, so values and gradients agree to ~1e-8, not to float64
-    # rounding; 1e-6 leaves room for that and still sees any centre placed wrongly.
-    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-6)
-    assert ours[1].abs().sum() > 0
+    assert_gaussian_matches_reference(embeddings, positives_from_labels(labels), bins, sigma)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io as text_io
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,17 @@ def claim_output_dir(base: Path) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"{base}: 10000 evaluation folders exist already")
+
+
+def numbered_folders(parent: Path, base: str, required: str) -> list[Path]:
+    """The folders :func:`claim_output_dir` made for ``parent / base`` (``base``, ``base-2``, …)
+    that hold the file ``required``, oldest (lowest number) first."""
+    found = []
+    for candidate in Path(parent).glob(f"{base}*"):
+        match = re.fullmatch(rf"{re.escape(base)}(?:-(\d+))?", candidate.name)
+        if match and (candidate / required).is_file():
+            found.append((int(match.group(1) or 1), candidate))
+    return [folder for _, folder in sorted(found)]
 
 
 def split_names(num_frames: int, train_index: torch.Tensor, val_index: torch.Tensor) -> list[str]:

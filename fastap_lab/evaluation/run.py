@@ -24,8 +24,7 @@ from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation import diagnostics, guard, report, tables
 from fastap_lab.evaluation.embed import Embedder, embed_images, pixels_embedder
 from fastap_lab.evaluation.grid import write_grid
-from fastap_lab.evaluation.split import evaluate_split
-from fastap_lab.retrieval.metrics import single_label_warning
+from fastap_lab.evaluation.split import SplitMetrics, evaluate_split
 
 
 @dataclass(frozen=True)
@@ -78,14 +77,13 @@ def evaluate_into(
     io.write_npy(out / "labels.npy", labels.numpy().astype("int64"))
     splits = report.split_names(len(frames), data.train_index, data.val_index)
     io.write_text(out / "frames.csv", report.frames_csv(frames, splits))
-    split, index = evaluation_index(settings, data)
+    split, index = evaluation_index(settings, data)  # checked by the caller too: cheap
     window, window_source = exclusion_window(settings, data)
-    summary, per_query = compute_metrics(
-        settings, frames, embeddings.to(embedder.device), index, window, notes
-    )
-    labels_warning = None if summary is None else single_label_warning(frames.labels[index])
-    if per_query is not None:
-        io.write_text(out / "per_query.csv", report.per_query_csv(frames, index, per_query))
+    result = compute_metrics(settings, frames, embeddings.to(embedder.device), index, window, notes)
+    summary = None if result is None else result.summary
+    labels_warning = None if result is None else result.label_warning
+    if result is not None:
+        io.write_text(out / "per_query.csv", report.per_query_csv(frames, index, result.per_query))
     built = write_tables(out, settings, frames, embeddings, embedder, queries, adapted[0])
     pixels = pixel_guard(settings, frames, embedder, index, window, summary, queries)
     diagnosis = write_diagnostics(out, settings, frames, embeddings, index, split)
@@ -130,19 +128,20 @@ def exclusion_window(settings: EvalSettings, data: EvaluatedFrames) -> tuple[flo
 
 def compute_metrics(
     settings: EvalSettings, frames, embeddings, index, window, notes
-) -> tuple[dict | None, dict | None]:
-    """All-vs-all metrics of the evaluation set: (summary, per-query tensors), or (None, None).
+) -> SplitMetrics | None:
+    """All-vs-all metrics of the evaluation set, or None without labels; a dropped-K note is
+    appended to ``notes``.
 
     ``embeddings``: [N, D] of every frame, on the device the search runs on.
     """
     if frames.labels is None:
-        return None, None  # said on the console and in metrics.json ("metrics_skipped")
+        return None  # said on the console and in metrics.json ("metrics_skipped")
     result = evaluate_split(
         embeddings[index.to(embeddings.device)], frames.labels[index], frames.times[index],
         frames.groups[index], exclusion_window=window, ks=list(settings.ks),
     )  # fmt: skip
     notes += [result.ks_note] if result.ks_note else []
-    return result.summary, result.per_query
+    return result
 
 
 def write_tables(
@@ -199,7 +198,9 @@ def pixel_guard(
         return None
     pixels = pixels_embedder(frames.images, guard.PIXEL_SIZE, embedder.device)
     embeddings = embed_images(pixels, frames.images, int(settings.batch_size))
-    scores, _ = compute_metrics(settings, frames, embeddings.to(pixels.device), index, window, [])
+    scores = compute_metrics(
+        settings, frames, embeddings.to(pixels.device), index, window, []
+    ).summary
     positives = {}
     if queries:  # the tables' positive counts, as for the model (cf. write_tables)
         query_embeddings = embed_images(pixels, torch.stack([q.image for q in queries]), 1)

@@ -5,12 +5,12 @@ the query-review notebook."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
 from fastap_lab import io
+from fastap_lab.evaluation.report import numbered_folders
 
 
 def trace_csv(columns: dict[str, np.ndarray | list], formats: dict[str, str]) -> str:
@@ -75,13 +75,7 @@ def plot_trace(
 
 def gate_folders(run_dir: Path) -> list[Path]:
     """``gate``, ``gate-2``, … of a run that hold a gate.json, oldest first."""
-
-    def number(folder: Path) -> int:
-        match = re.fullmatch(r"gate(?:-(\d+))?", folder.name)
-        return int(match.group(1) or 1) if match else 0
-
-    found = [f for f in Path(run_dir).glob("gate*") if number(f) and (f / "gate.json").is_file()]
-    return sorted(found, key=number)
+    return numbered_folders(run_dir, "gate", "gate.json")
 
 
 def newest_gate(run_dir: Path) -> Path | None:

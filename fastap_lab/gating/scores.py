@@ -78,11 +78,3 @@ def mind_descriptors(images: torch.Tensor, size: int = 32, radius: int = 1) -> t
     )
     variance = distances.mean(1, keepdim=True).clamp_min(1e-4)
     return torch.exp(-distances / variance).flatten(1)
-
-
-def standardised_similarity(reference: torch.Tensor, frames: torch.Tensor) -> np.ndarray:
-    """Cosine similarity float64 [N] of ``reference`` [P] to ``frames`` [N, P] after
-    standardising every feature by the frames' mean and standard deviation (so features that
-    never change do not dominate)."""
-    mean, std = frames.mean(0), frames.std(0).clamp_min(1e-6)
-    return cosine_scores((reference - mean) / std, (frames - mean) / std)

@@ -12,6 +12,8 @@ Glue-free: an embedder is passed in (:class:`fastap_lab.evaluation.embed.Embedde
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -21,31 +23,46 @@ from fastap_lab.gating.scores import (
     cosine_scores,
     mind_descriptors,
     place_on_surrogate,
-    standardised_similarity,
     surrogate_closeness,
 )
 from fastap_lab.respiration.pipeline import SurrogateSettings, surrogate_from_frames
 
 
-def embedding_scores(embedder, frames: torch.Tensor, reference: torch.Tensor, *,
-                     reference_is_frame: bool, adapt: bool, batch_size: int) -> tuple[np.ndarray, dict]:  # fmt: skip
-    """(scores float64 [N], details) of uint8 ``frames`` [N, C, H, W] against ``reference``
-    uint8 [C, H, W] with a checkpoint's embedder."""
-    sequence_embedder, details = embedder, {"adaptation": None}
+def embedding_scorer(embedder, fit_frames: torch.Tensor, reference: torch.Tensor, *,
+                     reference_is_frame: bool, adapt: bool, batch_size: int,
+                     adapted_on: str = "the gated sequence itself (unlabelled)"):  # fmt: skip
+    """(``score(frames) -> float64 [B]``, details) with a checkpoint's embedder against
+    ``reference`` uint8 [C, H, W]. With ``adapt`` the sequence is embedded with BatchNorm
+    statistics re-estimated on ``fit_frames`` uint8 [N, C, H, W] (AdaBN), the reference with the
+    checkpoint's own — or with the sequence's when it is one of its frames."""
+    sequence_embedder, adaptation = embedder, None
     if adapt:
         module = embedder.embed.__self__
-        adapted = adapt_batchnorm(module, frames, batch_size, forward=lambda m, x: m.embed(x))
-        sequence_embedder = type(embedder)(**{**embedder.__dict__, "embed": adapted.embed})
-        details["adaptation"] = {
-            "mode": "adabn", "target": "the gated sequence itself (unlabelled)",
-            "sequence": "its own BatchNorm statistics",
+        adapted = adapt_batchnorm(module, fit_frames, batch_size, forward=lambda m, x: m.embed(x))
+        sequence_embedder = dataclasses.replace(embedder, embed=adapted.embed)
+        adaptation = {
+            "mode": "adabn", "target": adapted_on, "sequence": "its own BatchNorm statistics",
             "reference": "the sequence's statistics" if reference_is_frame
             else "the checkpoint's statistics (training domain)",
         }  # fmt: skip
     reference_embedder = sequence_embedder if reference_is_frame else embedder
-    embeddings = embed_images(sequence_embedder, frames, batch_size)
     reference_embedding = embed_images(reference_embedder, reference[None], 1)[0]
-    return cosine_scores(reference_embedding, embeddings), details
+
+    def score(frames: torch.Tensor) -> np.ndarray:
+        return cosine_scores(
+            reference_embedding, embed_images(sequence_embedder, frames, batch_size)
+        )
+
+    return score, {"adaptation": adaptation}
+
+
+def embedding_scores(embedder, frames: torch.Tensor, reference: torch.Tensor, *,
+                     reference_is_frame: bool, adapt: bool, batch_size: int) -> tuple[np.ndarray, dict]:  # fmt: skip
+    """(scores float64 [N], details) of uint8 ``frames`` [N, C, H, W] (:func:`embedding_scorer`
+    fitted on the frames themselves)."""
+    score, details = embedding_scorer(embedder, frames, reference, reference_is_frame=reference_is_frame,
+                                      adapt=adapt, batch_size=batch_size)  # fmt: skip
+    return score(frames), details
 
 
 def pixel_features(frames: torch.Tensor, size: int, adapt: bool):
@@ -56,16 +73,28 @@ def pixel_features(frames: torch.Tensor, size: int, adapt: bool):
     return PixelEmbedding(frames, size, torch.device("cpu"))
 
 
-def pixel_scores(frames: torch.Tensor, reference: torch.Tensor, size: int, adapt: bool):
-    """(scores float64 [N], details) of ``frames`` against ``reference`` by pixels / MIND."""
-    features = pixel_features(frames, size, adapt)
-    frame_features, reference_features = features(frames), features(reference[None])[0]
-    if adapt:
-        scores = standardised_similarity(reference_features, frame_features)
-    else:
-        scores = cosine_scores(reference_features, frame_features)
+def pixel_scorer(fit_frames: torch.Tensor, reference: torch.Tensor, size: int, adapt: bool):
+    """(``score(frames) -> float64 [B]``, details) by pixels / MIND against ``reference``; the
+    standardisation comes from ``fit_frames`` uint8 [N, C, H, W]."""
+    features = pixel_features(fit_frames, size, adapt)
+    reference_features = features(reference[None])[0]
     kind = "MIND descriptors (standardised)" if adapt else "standardised pixels"
-    return scores, {"features": f"{kind}, {size} px"}
+    details = {"features": f"{kind}, {size} px"}
+    if not adapt:  # PixelEmbedding standardises already
+        return lambda frames: cosine_scores(reference_features, features(frames)), details
+    fitted = features(fit_frames)
+    mean, std = fitted.mean(0), fitted.std(0).clamp_min(1e-6)
+    standardised_reference = (reference_features - mean) / std
+    return lambda frames: cosine_scores(
+        standardised_reference, (features(frames) - mean) / std
+    ), details
+
+
+def pixel_scores(frames: torch.Tensor, reference: torch.Tensor, size: int, adapt: bool):
+    """(scores float64 [N], details) of ``frames`` against ``reference`` by pixels / MIND
+    (:func:`pixel_scorer` fitted on the frames themselves)."""
+    score, details = pixel_scorer(frames, reference, size, adapt)
+    return score(frames), details
 
 
 def surrogate_scores(frames: torch.Tensor, times: torch.Tensor, groups: torch.Tensor,
@@ -83,5 +112,4 @@ def surrogate_scores(frames: torch.Tensor, times: torch.Tensor, groups: torch.Te
         value = place_on_surrogate(surrogate, similarity)
         how = f"placed where the frames look most like it ({placed['features']}, kernel average)"
     details.update(reference_surrogate=value, reference_placement=how)
-    details["surrogate"] = surrogate
     return surrogate_closeness(surrogate, value), details

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from fastap_lab.gating.agreement import displacement_agreement, label_agreement
 from fastap_lab.gating.trace import GateTrace, TraceSettings, gate_trace
+from fastap_lab.respiration.signal import time_segments
 
 
 @dataclass
@@ -41,15 +43,19 @@ class GatedSequence:
 
 
 def segments_of(times: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
-    """Per recording, its frame indices sorted by time."""
-    return [
-        index[np.argsort(times[index], kind="stable")]
-        for index in (np.flatnonzero(groups == g) for g in np.unique(groups))
-    ]
+    """Per recording, its frame indices sorted by time (:func:`~fastap_lab.respiration.signal.
+    time_segments`, as numpy)."""
+    segments = time_segments(
+        torch.from_numpy(np.asarray(times)), torch.from_numpy(np.asarray(groups))
+    )
+    return [segment.numpy() for segment in segments]
 
 
 def frames_per_second(times: np.ndarray, segments: list[np.ndarray]) -> float:
-    """1 / the median positive time step inside recordings (1.0 when unknown)."""
+    """1 / the median positive time step inside recordings; 1.0 when there is none (one frame,
+    or every frame at one time: the smoothing windows then count frames). Unlike
+    :func:`~fastap_lab.respiration.signal.sampling_rate` (which refuses those) it never fails:
+    a gate still works on them."""
     steps = np.concatenate([np.diff(times[s]) for s in segments] or [np.zeros(0)])
     steps = steps[steps > 0]
     return float(1.0 / np.median(steps)) if steps.size else 1.0

@@ -18,8 +18,7 @@ import torch
 from fastap_lab.data.label_table import read_label_table
 from fastap_lab.data.video import stream_video, video_rate
 from fastap_lab.errors import DataError
-from fastap_lab.gating.scores import cosine_scores
-from fastap_lab.gating.scoring import pixel_features
+from fastap_lab.gating.scoring import embedding_scorer, pixel_scorer
 from fastap_lab.gating.sequence import GatedSequence
 
 
@@ -57,44 +56,19 @@ class ChunkScorer:
         return self.score(frames)
 
     def _fit(self, first: torch.Tensor):
-        values, adapt = self.values, bool(self.values["adapt"])
+        values = self.values
         if values["method"] == "pixels":
-            features = pixel_features(first, values["pixel_size"], adapt)
-            reference = features(self.reference[None])[0]
-            if adapt:
-                self.details = {
-                    "features": f"MIND descriptors, {values['pixel_size']} px (first chunk)"
-                }
-                fitted = features(first)
-                mean, std = fitted.mean(0), fitted.std(0).clamp_min(1e-6)
-                return lambda frames: cosine_scores(
-                    (reference - mean) / std, (features(frames) - mean) / std
-                )
-            self.details = {
-                "features": f"standardised pixels, {values['pixel_size']} px (first chunk)"
-            }
-            return lambda frames: cosine_scores(reference, features(frames))
-        adaptation = {"mode": "adabn", "target": "the first chunk of the gated video"}
-        self.details = {"adaptation": adaptation if adapt else None}
-        return self._embedding_map(first, adapt)
-
-    def _embedding_map(self, first: torch.Tensor, adapt: bool):
-        from fastap_lab.evaluation.adapt import adapt_batchnorm
-        from fastap_lab.evaluation.embed import embed_images
-
-        embedder, batch = self.embedder, self.values["batch_size"]
-        sequence_embed = embedder.embed
-        if adapt:
-            module = adapt_batchnorm(
-                embedder.embed.__self__, first, batch, forward=lambda m, x: m.embed(x)
+            score, details = pixel_scorer(
+                first, self.reference, values["pixel_size"], bool(values["adapt"])
             )
-            sequence_embed = module.embed
-        sequence_embedder = type(embedder)(**{**embedder.__dict__, "embed": sequence_embed})
-        reference_embedder = sequence_embedder if self.is_frame else embedder
-        reference = embed_images(reference_embedder, self.reference[None], 1)[0]
-        return lambda frames: cosine_scores(
-            reference, embed_images(sequence_embedder, frames, batch)
-        )
+            self.details = {"features": details["features"] + " (first chunk)"}
+            return score
+        score, self.details = embedding_scorer(
+            self.embedder, first, self.reference, reference_is_frame=self.is_frame,
+            adapt=bool(values["adapt"]), batch_size=values["batch_size"],
+            adapted_on="the first chunk of the gated video",
+        )  # fmt: skip
+        return score
 
 
 def table_columns(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import yaml
 
 from fastap_lab.errors import DataError
+from fastap_lab.evaluation.report import numbered_folders
 from fastap_lab.runs import is_finished, read_epochs
 
 
@@ -110,12 +110,8 @@ def _parent_run(pretrained) -> Run | None:
 
 def newest_inference(run_dir: Path) -> Path | None:
     """``inference`` or the highest-numbered ``inference-N`` holding a metrics.json."""
-    found = []
-    for candidate in run_dir.glob("inference*"):
-        match = re.fullmatch(r"inference(?:-(\d+))?", candidate.name)
-        if match and (candidate / "metrics.json").is_file():
-            found.append((int(match.group(1) or 1), candidate))
-    return max(found)[1] if found else None
+    found = numbered_folders(run_dir, "inference", "metrics.json")
+    return found[-1] if found else None
 
 
 def read_evaluation(run_dir: Path) -> Evaluation | None:
