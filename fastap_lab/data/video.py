@@ -122,26 +122,45 @@ def _decode_video(
     return DecodedVideo(kept, count, rate, info, listed, expected, stopped)
 
 
+def _frames_in_order(decoded, stopped: list[str]):
+    """(index, frame) of a PyAV decode iterator, in order. A decoder error before the first
+    frame is raised; a later one (a cut or damaged file) ends the iteration and its text is
+    appended to ``stopped``: what decoded is kept."""
+    count = 0
+    while True:
+        try:
+            frame = next(decoded)
+        except StopIteration:
+            return
+        except (av.FFmpegError, OSError, ValueError) as error:
+            if count == 0:
+                raise
+            stopped.append(" ".join(str(error).split()))
+            return
+        yield count, frame
+        count += 1
+
+
+def _as_array(frame, channels: int, image_size: int) -> np.ndarray:
+    """A decoded frame as uint8 [C, S, S] (FFmpeg's gray / rgb24 conversion, then the frames
+    rules of resizing)."""
+    pixel_format = "gray" if channels == 1 else "rgb24"
+    return to_channels_and_size(
+        Image.fromarray(frame.to_ndarray(format=pixel_format)), channels, image_size
+    )
+
+
 def _decode_frames(
     frames, wanted: set[int] | None, channels: int, image_size: int
 ) -> tuple[dict[int, np.ndarray], int, str | None]:
     """(wanted frames {index: uint8 [C, S, S]}, frames decoded, the decoder error that ended
     a truncated file early or None). An error before the first frame is raised."""
-    pixel_format = "gray" if channels == 1 else "rgb24"
-    kept, count = {}, 0
-    while True:
-        try:
-            frame = next(frames)
-        except StopIteration:
-            return kept, count, None
-        except (av.FFmpegError, OSError, ValueError) as error:
-            if count == 0:
-                raise
-            return kept, count, " ".join(str(error).split())  # keep what decoded
-        if wanted is None or count in wanted:
-            image = Image.fromarray(frame.to_ndarray(format=pixel_format))
-            kept[count] = to_channels_and_size(image, channels, image_size)
-        count += 1
+    kept, count, stopped = {}, 0, []
+    for index, frame in _frames_in_order(frames, stopped):
+        if wanted is None or index in wanted:
+            kept[index] = _as_array(frame, channels, image_size)
+        count = index + 1
+    return kept, count, stopped[0] if stopped else None
 
 
 def _expected_frames(container, stream, rate: float | None) -> int:
@@ -234,33 +253,23 @@ def stream_video(path: str | Path, *, channels: int = 1, image_size: int = 64, c
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"video {path} does not exist; check data.video=")
-    pixel_format = "gray" if channels == 1 else "rgb24"
-    buffer, start, count = [], 0, 0
+    buffer, start, count, stopped = [], 0, 0, []
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise _cannot_decode(path, "the file has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            decoded = container.decode(stream)
-            while True:
-                try:
-                    frame = next(decoded)
-                except StopIteration:
-                    break
-                except (av.FFmpegError, OSError, ValueError) as error:
-                    if count == 0:
-                        raise
-                    log.warning(
-                        "video %s: decoding stopped after %d frames (%s)", path, count, error
-                    )
-                    break
-                image = Image.fromarray(frame.to_ndarray(format=pixel_format))
-                buffer.append(to_channels_and_size(image, channels, image_size))
-                count += 1
+            for index, frame in _frames_in_order(container.decode(stream), stopped):
+                buffer.append(_as_array(frame, channels, image_size))
+                count = index + 1
                 if len(buffer) == chunk:
                     yield start, np.stack(buffer)
                     start, buffer = count, []
+            if stopped:
+                log.warning(
+                    "video %s: decoding stopped after %d frames (%s)", path, count, stopped[0]
+                )
     except (av.FFmpegError, OSError, ValueError) as error:
         raise _cannot_decode(path, error) from error
     if buffer:
