@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fastap_lab import io
 from fastap_lab.cli import run_task
-from fastap_lab.data.sources import load_source_config
+from fastap_lab.data.sources import is_indexed, load_source_config
 from fastap_lab.errors import ConfigError, DataError
 from fastap_lab.evaluation.report import claim_output_dir, json_safe
 from fastap_lab.respiration.normalize import METHODS
@@ -76,10 +76,11 @@ def check_low_frame(settings: SurrogateSettings, num_frames: int) -> None:
 
 
 def load_frames(cfg: DictConfig):
-    """(FrameSet, path of its labels CSV or None, whether the source is a video)."""
+    """(FrameSet, path of its labels CSV or None, whether its frames are addressed by index:
+    a video, a DICOM / NIfTI sequence)."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
     frames = load_source_config(data)
-    if data.get("root") is None and data.get("video") is not None:
+    if is_indexed(data):
         csv = data.get("labels_csv")
         return frames, None if csv is None else Path(csv).expanduser(), True
     return frames, frames.root / "labels.csv", False
@@ -97,8 +98,9 @@ def frame_times(cfg: DictConfig, frames, has_time: bool, is_video: bool, notes: 
         index = torch.arange(len(frames), dtype=torch.float64)
         return index / float(fps), f"frame index / fps={fps:g}"
     if is_video:
-        notes.append("no 'time' column: time = frame index / the video's frame rate")
-        return frames.times.double(), "video frame rate"
+        notes.append("no 'time' column: time = the source's frame times (a video's frame rate,"
+                     " a DICOM / NIfTI file's frame time, else data.fps)")  # fmt: skip
+        return frames.times.double(), "the source's frame times"
     raise ConfigError(
         f"{frames.root}: labels.csv has no 'time' column, so the frame times (and the respiratory"
         " band in Hz) are unknown; add a 'time' column in seconds or give fps=<frames per second>"

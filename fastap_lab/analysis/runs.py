@@ -58,10 +58,9 @@ class RunEmbeddings:
             channels = record.get("channels") or data.get("channels") or 1
             decode = {"channels": channels, "image_size": size,
                       "require_labels": self.labels is not None}  # fmt: skip
-            if data.get("video"):  # data_root is then the video's folder, not a frames folder
-                self._frames = load_source(
-                    video=data["video"], labels_csv=data.get("labels_csv"), **decode
-                )
+            if data.get("video") or data.get("path"):  # data_root is then the file's folder
+                keys = ("video", "labels_csv", "path", "format", "series", "window", "slice", "fps")
+                self._frames = load_source(**{k: data[k] for k in keys if k in data}, **decode)
             else:
                 self._frames = load_frame_folder(record["data_root"], **decode)
         return self._frames

@@ -157,3 +157,26 @@ def read_label_table(path: Path, *, key_column: str, need_label: bool) -> LabelT
         table.videos = column_values("video")
     table.extras = _extra_columns(columns, key_column, column_values, at)
     return table
+
+
+def frame_indices(table: LabelTable) -> list[int]:
+    """The ``frame`` column as non-negative integers (one per row, all different)."""
+    indices, first_line = [], {}
+    for key, line in zip(table.keys, table.lines, strict=True):
+        try:
+            index = int(key)
+        except ValueError:
+            index = -1
+        if index < 0:
+            raise DataError(
+                f"{table.where} line {line}: frame {key!r} is not a frame index; for a video, DICOM or NIfTI "
+                "sequence the 'frame' column holds 0-based integer frame indices"
+            )
+        if index in first_line:
+            raise DataError(
+                f"{table.where}: frame index {index} is listed twice (lines {first_line[index]}, "
+                f"{line}); keep one row per frame"
+            )
+        first_line[index] = line
+        indices.append(index)
+    return indices

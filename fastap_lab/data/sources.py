@@ -1,4 +1,5 @@
-"""Where frames come from: a folder, a video file, or the embedded phantom (generated, cached)."""
+"""Where frames come from: a folder, a video file, a DICOM / NIfTI sequence, or the embedded
+phantom (generated, cached)."""
 
 from __future__ import annotations
 
@@ -50,11 +51,19 @@ def load_source(
     channels: int = 1,
     image_size: int = 64,
     require_labels: bool = True,
+    path: str | Path | None = None,
+    format: str | None = None,
+    series: str | None = None,
+    window="auto",
+    slice: int | None = None,
+    fps: float | None = None,
 ):
     """Decode the configured frames into a :class:`fastap_lab.data.frames.FrameSet`.
 
-    Exactly one of ``root`` (frames folder), ``video`` (+ ``labels_csv``) or ``phantom``
-    (generator parameters) is used, in that order of precedence.
+    Exactly one of ``root`` (frames folder), ``video`` (+ ``labels_csv``), ``path`` (a DICOM or
+    NIfTI sequence as ``format`` says, + ``labels_csv``; ``series``, ``window``, ``slice``,
+    ``fps`` are its settings) or ``phantom`` (generator parameters) is used, in that order of
+    precedence.
     """
     from fastap_lab.data.frames import load_frame_folder
     from fastap_lab.data.video import load_video
@@ -68,18 +77,56 @@ def load_source(
         return load_frame_folder(Path(root).expanduser(), **decode)
     if video is not None:
         return load_video(Path(video).expanduser(), labels_csv, **decode)
+    if path is not None or format is not None:
+        sequence = {"series": series, "window": window, "slice": slice, "fps": fps}
+        return load_sequence(format, path, labels_csv, sequence, decode)
     if phantom is not None:
         return load_frame_folder(phantom_root(phantom, cache_dir), **decode)
     raise ConfigError(
         "data.root is not set: no frames to read. Use data=frames data.root=/path/to/folder"
-        " (frames/ + labels.csv), data=video data.video=/path/clip.mp4, or data=phantom"
-        " for the embedded demo data"
+        " (frames/ + labels.csv), data=video data.video=/path/clip.mp4, data=dicom | nifti"
+        " data.path=FILE_OR_FOLDER, or data=phantom for the embedded demo data"
     )
+
+
+def load_sequence(format: str | None, path, labels_csv, sequence: dict, decode: dict):
+    """A DICOM / NIfTI sequence (``data=dicom`` / ``data=nifti``) as a FrameSet."""
+    if format not in SEQUENCE_FORMATS:
+        raise ConfigError(
+            f"data.format={format!r} with data.path={path}: choose the reader with data=dicom or"
+            " data=nifti (data.format=dicom | nifti)"
+        )
+    if path is None:
+        raise ConfigError(
+            f"data={format} needs data.path=FILE_OR_FOLDER: the DICOM file / series folder /"
+            " DICOMDIR, or the NIfTI file to read"
+        )
+    if format == "dicom":
+        from fastap_lab.data.dicom import load_dicom
+
+        series, window, fps = sequence["series"], sequence["window"], sequence["fps"]
+        return load_dicom(path, labels_csv, series=series, window=window, fps=fps, **decode)
+    from fastap_lab.data.nifti import load_nifti
+
+    window, fps = sequence["window"], sequence["fps"]
+    return load_nifti(path, labels_csv, slice_index=sequence["slice"], window=window, fps=fps,
+                      **decode)  # fmt: skip
+
+
+SEQUENCE_FORMATS = ("dicom", "nifti")
+
+
+def is_indexed(data: Mapping) -> bool:
+    """Whether the data config's frames are addressed by index (a video, a DICOM / NIfTI
+    sequence): its labels CSV is ``data.labels_csv`` and its frame names end in ``#index``."""
+    if data.get("root") is not None:
+        return False
+    return data.get("video") is not None or data.get("path") is not None
 
 
 # load_source's parameters: the keys of a data config that say which frames and how to decode.
 SOURCE_FIELDS = ("root", "video", "labels_csv", "phantom", "cache_dir", "channels", "image_size",
-                 "require_labels")  # fmt: skip
+                 "require_labels", "path", "format", "series", "window", "slice", "fps")  # fmt: skip
 
 
 def load_source_config(data: Mapping):

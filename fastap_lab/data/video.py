@@ -33,34 +33,11 @@ from fastap_lab.data.decode import (
     to_channels_and_size,
 )
 from fastap_lab.data.frames import FrameSet, build_frameset
-from fastap_lab.data.label_table import LabelTable, read_label_table
+from fastap_lab.data.label_table import LabelTable, frame_indices, read_label_table
 from fastap_lab.errors import DataError
 
 log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
-
-
-def _frame_indices(table: LabelTable) -> list[int]:
-    """The ``frame`` column as non-negative integers (one per row, all different)."""
-    indices, first_line = [], {}
-    for key, line in zip(table.keys, table.lines, strict=True):
-        try:
-            index = int(key)
-        except ValueError:
-            index = -1
-        if index < 0:
-            raise DataError(
-                f"{table.where} line {line}: frame {key!r} is not a frame index; for a video the "
-                "'frame' column holds 0-based integer frame indices"
-            )
-        if index in first_line:
-            raise DataError(
-                f"{table.where}: frame index {index} is listed twice (lines {first_line[index]}, "
-                f"{line}); keep one row per frame"
-            )
-        first_line[index] = line
-        indices.append(index)
-    return indices
 
 
 def _cannot_decode(path: Path, reason: object) -> DataError:
@@ -207,7 +184,7 @@ def load_video(
         if not labels_csv.is_file():
             raise DataError(f"labels CSV {labels_csv} for video {path.name} does not exist")
         table = read_label_table(labels_csv, key_column="frame", need_label=require_labels)
-    indices = None if table is None else _frame_indices(table)
+    indices = None if table is None else frame_indices(table)
     video = _decode_video(path, None if indices is None else set(indices), channels, image_size)
     count, shortfall = video.count, video.shortfall(path)
     if indices is None:

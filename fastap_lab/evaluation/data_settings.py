@@ -4,7 +4,8 @@ A model only makes sense on frames prepared as in training, so the checkpoint's 
 (``image_size``, ``channels``) and split settings (``split``, ``val_fraction``,
 ``num_blocks``, ``split_gap``) are kept unless a ``data.<key>=`` override names them, even
 when ``data=frames`` / ``data=video`` brings in its group defaults: the group only says
-*which* frames (``root``, ``video``, ``labels_csv``, ``phantom``). The input normalisation
+*which* frames (``root``, ``video``, ``labels_csv``, ``path`` and the DICOM / NIfTI settings,
+``phantom``). The input normalisation
 always comes with the checkpoint's model. Without a checkpoint (baselines) the data group, else
 the training default, takes the checkpoint's place. Every key's origin is reported.
 """
@@ -23,7 +24,8 @@ PREPROCESSING = (
     "num_blocks",
     "split_gap",
 )
-SOURCE = ("root", "video", "labels_csv", "phantom")
+SOURCE = ("root", "video", "labels_csv", "path", "format", "series", "window", "slice", "fps",
+          "phantom")  # fmt: skip
 COMMAND_LINE = "command line"
 
 
@@ -54,6 +56,9 @@ class DataSettings:
             return f"root={self.data['root']}"
         if self.data.get("video") is not None:
             return f"video={self.data['video']} labels_csv={self.data.get('labels_csv')}"
+        if self.data.get("path") is not None:
+            return (f"{self.data.get('format')} path={self.data['path']}"
+                    f" labels_csv={self.data.get('labels_csv')}")  # fmt: skip
         return "the embedded phantom"
 
     def describe(self, normalisation: dict | None = None) -> str:
@@ -104,7 +109,7 @@ def resolve_data_settings(
     data, origins = dict(base), dict.fromkeys(base, origin)
     # Other frames than the base's: the whole source changes (a root must not be read
     # beside the checkpoint's video); the preprocessing stays.
-    if origin != "data group" and (group or given & {"root", "video", "phantom"}):
+    if origin != "data group" and (group or given & {"root", "video", "path", "phantom"}):
         for key in SOURCE:
             data[key] = command.get(key)
             origins[key] = "data group" if group else "not used: other frames given"

@@ -20,7 +20,8 @@ SAMPLERS = ("random", "m_per_class")
 
 
 class FramesDataModule(L.LightningDataModule):
-    """Frames from ``root`` / ``video`` / ``phantom``; see ``conf/data/phantom.yaml`` for fields."""
+    """Frames from ``root`` / ``video`` / ``path`` (DICOM, NIfTI) / ``phantom``; see
+    ``conf/data/frames.yaml`` for fields."""
 
     def __init__(
         self,
@@ -43,11 +44,18 @@ class FramesDataModule(L.LightningDataModule):
         drop_last: bool = True,
         num_workers: int = 0,
         register: bool = False,
+        path=None,
+        format=None,
+        series=None,
+        window="auto",
+        slice=None,
+        fps=None,
     ) -> None:
         super().__init__()
         self.source = dict(
             root=root, video=video, labels_csv=labels_csv, phantom=phantom, cache_dir=cache_dir,
-            channels=channels, image_size=image_size, require_labels=require_labels,
+            channels=channels, image_size=image_size, require_labels=require_labels, path=path,
+            format=format, series=series, window=window, slice=slice, fps=fps,
         )  # fmt: skip
         self.split = dict(
             split=split, val_fraction=val_fraction, num_blocks=num_blocks, gap=split_gap
@@ -70,8 +78,9 @@ class FramesDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         # Runs on one process: the phantom is generated once, before ranks read it.
-        if self.source["root"] is None and self.source["video"] is None and self.source["phantom"]:
-            phantom_root(self.source["phantom"], self.source["cache_dir"])
+        source = self.source
+        if all(source[key] is None for key in ("root", "video", "path")) and source["phantom"]:
+            phantom_root(source["phantom"], source["cache_dir"])
 
     def setup(self, stage: str | None = None) -> None:
         if self.frames is not None:
