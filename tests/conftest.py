@@ -78,6 +78,8 @@ def run_cli(module: str, *args: str, cwd: Path, cache_dir: Path, timeout: int = 
     """Run ``python -m fastap_lab.<module> args`` as a user would; returns CompletedProcess."""
     env = {**os.environ, "FASTAP_LAB_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
     env.pop("HYDRA_FULL_ERROR", None)
+    # This checkout's package, even when the venv's editable install points at another one.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CONF_DIR.parent), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", f"fastap_lab.{module}", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,

@@ -93,7 +93,7 @@ def test_normalisation_comes_from_the_checkpoint_augment():
     assert checkpoint_normalisation(None) is None and checkpoint_normalisation({}) is None
 
 
-@pytest.mark.parametrize("chosen", [None, "frames", "video", "phantom"])
+@pytest.mark.parametrize("chosen", [None, "frames", "video", "dicom", "nifti", "phantom"])
 def test_evaluate_placeholder_composes_with_every_data_group(chosen, make_cfg):
     """The placeholder's keys all exist in the data groups (so it never adds a bogus argument)
     and a chosen group's values replace it; without a group, data.root=… composes."""
