@@ -235,6 +235,12 @@ def test_the_report_shows_the_newest_gate(smoke_run):
     record = json.loads((smoke_run / "gate-2" / "gate.json").read_text())
     assert f"{record['frames_gated']} / {record['num_frames']}" in text
     assert f"F1 {record['surrogate_baseline']['f1']:.4f}" in text
+    from fastap_lab.report.html import render_html
+    from fastap_lab.report.render import document
+
+    page = render_html(document(load_run(smoke_run), None, "en", plot_name=None))
+    gating = page.split("Respiratory gating</h2>")[1].split("<h2>")[0]  # the trace, inline
+    assert "gate-2/gate.json" in gating and '<img src="data:image/png;base64,' in gating
 
 
 def test_every_option_composes_and_is_checked(make_cfg):

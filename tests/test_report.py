@@ -144,12 +144,14 @@ def test_evaluate_option_evaluates_first(runs, tmp_path, cache_dir, monkeypatch)
     assert value(row[1]) == pytest.approx(metrics_of(copy)["mAP"], abs=5e-5)
 
 
-@pytest.mark.parametrize("make", ["missing", "not_a_run"])
-def test_bad_run_folder_is_one_error_line(cli, tmp_path, make):
+@pytest.mark.parametrize(
+    "make,extra", [("missing", []), ("not_a_run", []), ("not_a_run", ["--html"])]
+)
+def test_bad_run_folder_is_one_error_line(cli, tmp_path, make, extra):
     target = tmp_path / "nothing_here"
     if make == "not_a_run":
         target.mkdir()
-    result = cli("report", str(target))
+    result = cli("report", str(target), *extra)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: ")
     assert str(target) in result.stderr and "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
-"""``python -m fastap_lab.report RUN_DIR [--baseline OTHER_RUN] [--lang en|ja] [--evaluate]``."""
+"""``python -m fastap_lab.report RUN_DIR [--baseline OTHER_RUN] [--lang en|ja] [--evaluate]
+[--html]``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from fastap_lab.report.i18n import LANGUAGES
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m fastap_lab.report",
-        description="Write RUN_DIR/report.md (report.ja.md with --lang ja) and report_loss.png.",
+        description="Write RUN_DIR/report.md (report.ja.md with --lang ja) and report_loss.png;"
+        " with --html also the self-contained RUN_DIR/report.html (report.ja.html).",
     )
     p.add_argument("run_dir", type=Path, help="a run folder, e.g. outputs/fastap10/<run>")
     p.add_argument("--baseline", type=Path, help="another run folder to compare with")
@@ -30,16 +32,22 @@ def parser() -> argparse.ArgumentParser:
         default=0.01,
         help="AP change that counts as improved / degraded (default 0.01)",
     )
+    p.add_argument(
+        "--html",
+        action="store_true",
+        help="also write report.html: one offline page, figures inline, sortable per-query table",
+    )
     p.add_argument("--top", type=int, default=10, help="queries listed per direction (default 10)")
     return p
 
 
 def make_report(args: argparse.Namespace) -> Path:
-    from fastap_lab.report.render import write_report
+    from fastap_lab.report.render import report_name, write_report
 
     run = _load(args.run_dir, args.evaluate)
     baseline = _load(args.baseline, args.evaluate) if args.baseline else None
-    path = write_report(run, baseline, args.lang, threshold=args.threshold, top=args.top)
+    options = {"threshold": args.threshold, "top": args.top, "html": args.html}
+    path = write_report(run, baseline, args.lang, **options)
     for stage in (run.parent, run):
         if stage is not None and stage.unfinished:
             epochs, max_epochs = stage.unfinished
@@ -50,6 +58,8 @@ def make_report(args: argparse.Namespace) -> Path:
                 file=sys.stderr,
             )
     print(path)
+    if args.html:
+        print(run.path / report_name(args.lang, ".html"))
     return path
 
 

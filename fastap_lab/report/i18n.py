@@ -152,6 +152,16 @@ STRINGS: dict[str, tuple[str, str]] = {
         "the surrogate method, same reference and settings",
         "サロゲート法（同じ参照画像・設定）",
     ),
+    "retrieval_grid": (
+        "Retrieval grid: each query and its top matches",
+        "リトリーバル画像: 各クエリと上位の検索結果",
+    ),
+    "per_query": (
+        "Per-query results from `{path}` (click a column heading to sort)",
+        "`{path}` のクエリごとの結果（列見出しをクリックすると並べ替え）",
+    ),
+    "diagnostics": ("Embedding diagnostics", "埋め込みの診断"),
+    "missing_figure": ("(figure not found: `{path}`)", "（図が見つかりません: `{path}`）"),
     "s6": ("6. Notes", "6. 備考"),
     "see_also": (
         "Files: retrieval grid `{grid}`, diagnostics `{diag}`; per-query comparison: `python -m fastap_lab.compare {a} {b}`.",

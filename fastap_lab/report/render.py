@@ -1,4 +1,5 @@
-"""Assemble the report of a run and write it (and its plot) into the run folder, atomically."""
+"""Assemble the report of a run and write it (and its plot) into the run folder, atomically:
+``report[.lang].md`` always, ``report[.lang].html`` on request, both from one document."""
 
 from __future__ import annotations
 
@@ -7,17 +8,28 @@ from pathlib import Path
 from fastap_lab import io
 from fastap_lab.report import comparison, gating, plots, sections
 from fastap_lab.report.collect import Run
+from fastap_lab.report.document import Document, Rule, render_markdown
 from fastap_lab.report.i18n import translator
 
 PLOT_NAME = "report_loss.png"
+PARTS = (
+    sections.header,
+    sections.summary,
+    sections.training,
+    sections.metrics,
+    comparison.retrieval,
+    comparison.differences,
+    gating.gating,
+    comparison.notes,
+)
 
 
-def report_name(lang: str) -> str:
+def report_name(lang: str, suffix: str = ".md") -> str:
     """``report.md`` (English) or ``report.<lang>.md``: both languages can sit side by side."""
-    return "report.md" if lang == "en" else f"report.{lang}.md"
+    return f"report{suffix}" if lang == "en" else f"report.{lang}{suffix}"
 
 
-def render(
+def document(
     run: Run,
     baseline: Run | None,
     lang: str,
@@ -25,30 +37,32 @@ def render(
     threshold: float = 0.01,
     top: int = 10,
     plot_name: str | None = PLOT_NAME,
-) -> str:
-    """The report as Markdown text."""
+) -> Document:
+    """The report's blocks, the sections separated by rules."""
     context = sections.Context(run, baseline, translator(lang), threshold, top, plot_name)
-    parts = [
-        sections.header,
-        sections.summary,
-        sections.training,
-        sections.metrics,
-        comparison.retrieval,
-        comparison.differences,
-        gating.gating,
-        comparison.notes,
-    ]
-    lines: list[str] = []
-    for part in parts:
-        block = part(context)
-        if block:
-            lines += [*block, "", "---", ""] if part is not comparison.notes else block
-    return "\n".join(lines).rstrip("-\n ") + "\n"
+    doc = Document(sections.title(context), lang, run.path)
+    for part in PARTS:
+        blocks = part(context)
+        if blocks:
+            doc.blocks += [Rule(), *blocks] if doc.blocks else blocks
+    return doc
 
 
-def write_report(run: Run, baseline: Run | None, lang: str = "en", **options) -> Path:
-    """Write ``report[.lang].md`` and ``report_loss.png`` into the run folder; return the report."""
+def render(run: Run, baseline: Run | None, lang: str, **options) -> str:
+    """The report as Markdown text (options: those of :func:`document`)."""
+    return render_markdown(document(run, baseline, lang, **options))
+
+
+def write_report(
+    run: Run, baseline: Run | None, lang: str = "en", *, html: bool = False, **options
+) -> Path:
+    """Write ``report[.lang].md`` and ``report_loss.png`` into the run folder, and with ``html``
+    the self-contained ``report[.lang].html``; return the Markdown report."""
     stages = [r for r in (run.parent, run) if r is not None]
     plot = plots.loss_figure(run.path / PLOT_NAME, stages)
-    text = render(run, baseline, lang, plot_name=PLOT_NAME if plot else None, **options)
-    return io.write_text(run.path / report_name(lang), text)
+    doc = document(run, baseline, lang, plot_name=PLOT_NAME if plot else None, **options)
+    if html:
+        from fastap_lab.report.html import render_html
+
+        io.write_text(run.path / report_name(lang, ".html"), render_html(doc))
+    return io.write_text(run.path / report_name(lang), render_markdown(doc))

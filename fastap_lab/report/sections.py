@@ -1,4 +1,5 @@
-"""The report's Markdown sections, each a list of lines built from a :class:`Context`."""
+"""The report's sections 1–3, each a list of :mod:`~fastap_lab.report.document` blocks built
+from a :class:`Context`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,16 @@ from pathlib import Path
 from fastap_lab.evaluation import guard
 from fastap_lab.report import facts
 from fastap_lab.report.collect import Run
+from fastap_lab.report.document import (
+    Block,
+    BulletList,
+    Figure,
+    Heading,
+    Item,
+    Paragraph,
+    Quote,
+    Table,
+)
 
 DASH = "—"
 
@@ -38,19 +49,20 @@ class Context:
     plot_name: str | None
 
 
-def header(c: Context) -> list[str]:
+def title(c: Context) -> str:
+    return c.t("title", stage=c.run.stage, run=c.run.name)
+
+
+def header(c: Context) -> list[Block]:
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    lines = [
-        f"# {c.t('title', stage=c.run.stage, run=c.run.name)}",
-        "",
-        c.t("intro", now=now, path=c.run.path),
-    ]
+    intro = [c.t("intro", now=now, path=c.run.path)]
     if c.baseline is not None:
-        lines.append(c.t("intro_baseline", path=c.baseline.path, stage=c.baseline.stage))
+        intro.append(c.t("intro_baseline", path=c.baseline.path, stage=c.baseline.stage))
+    blocks = [Heading(1, title(c)), Paragraph(*intro)]
     for run in (c.run.parent, c.run):
         if run is not None and run.unfinished:
-            lines += ["", unfinished_line(c.t, run)]
-    return lines
+            blocks.append(Paragraph(unfinished_line(c.t, run)))
+    return blocks
 
 
 def unfinished_line(t, run: Run) -> str:
@@ -58,19 +70,18 @@ def unfinished_line(t, run: Run) -> str:
     return t("unfinished", epochs=epochs, max_epochs=max_epochs or DASH, path=run.path)
 
 
-def summary(c: Context) -> list[str]:
+def summary(c: Context) -> list[Block]:
     t, run, ev = c.t, c.run, c.run.evaluation
-    lines = [f"## {t('s1')}", ""]
+    items: list[str | Item] = []
     if ev is not None:
         m = ev.metrics
-        lines += [
-            f"- {t('evaluated_at', value=m.get('utc_time', DASH))}",
-            f"- {t('device', value=m.get('device', DASH))}",
-            f"- {t('checkpoint', value=m.get('checkpoint') or run.checkpoint)}",
-            f"- {t('embeddings', value=ev.path / 'embeddings.npy')}",
-            f"- {t('metrics_file', value=ev.path / 'metrics.json')}",
-            "- "
-            + t(
+        items += [
+            t("evaluated_at", value=m.get("utc_time", DASH)),
+            t("device", value=m.get("device", DASH)),
+            t("checkpoint", value=m.get("checkpoint") or run.checkpoint),
+            t("embeddings", value=ev.path / "embeddings.npy"),
+            t("metrics_file", value=ev.path / "metrics.json"),
+            t(
                 "eval_set",
                 split=m.get("split"),
                 queries=m.get("num_frames_evaluated"),
@@ -79,10 +90,11 @@ def summary(c: Context) -> list[str]:
             ),
         ]
     else:
-        lines.append(f"- {t('checkpoint', value=run.checkpoint)}")
+        items.append(t("checkpoint", value=run.checkpoint))
     if run.parent is not None:
-        lines.append(f"- {t('parent', value=run.parent.path)}")
-    return lines + [f"- {t('config')}", *(f"  - {item}" for item in config_items(run))]
+        items.append(t("parent", value=run.parent.path))
+    items.append(Item(t("config"), tuple(config_items(run))))
+    return [Heading(2, t("s1")), BulletList(tuple(items))]
 
 
 def config_items(run: Run) -> list[str]:
@@ -139,42 +151,41 @@ def _augment(cfg: dict) -> str:
     )
 
 
-def training(c: Context) -> list[str]:
+def training(c: Context) -> list[Block]:
     t = c.t
-    lines = [f"## {t('s2')}", ""]
+    blocks: list[Block] = [Heading(2, t("s2"))]
     stages = [r for r in (c.run.parent, c.run) if r is not None]
     for number, run in enumerate(stages, start=1):
-        lines += [f"### 2.{number} {t('stage_' + run.stage)} (`{run.name}`)", ""]
-        lines += stage_lines(t, run) + [""]
+        blocks.append(Heading(3, f"2.{number} {t('stage_' + run.stage)} (`{run.name}`)"))
+        blocks.append(BulletList(tuple(stage_lines(t, run))))
     if c.plot_name:
-        lines += [f"![{t('loss_plot')}]({c.plot_name})", ""]
-    return lines + [f"_{t('epochs_note')}_"]
+        blocks.append(Figure(c.plot_name, t("loss_plot")))
+    return blocks + [Paragraph(f"_{t('epochs_note')}_")]
 
 
 def stage_lines(t, run: Run) -> list[str]:
     """Loss, milestones, timing, collapse monitor and val/mAP of one stage (epochs from 1)."""
     s = facts.stage_summary(run)
-    warning = [f"- {unfinished_line(t, run)}"] if run.unfinished else []
+    warning = [unfinished_line(t, run)] if run.unfinished else []
     if s is None:
-        return [*warning, f"- {t('no_log', path=run.path)}"]
+        return [*warning, t("no_log", path=run.path)]
     final, best = f4(s.final_loss), f4(s.best_loss)
     steps = [t("milestone", epoch=e + 1, loss=f4(v)) for e, v in s.milestones]
     lines = warning + [
-        "- "
-        + t("loss_final", epochs=s.epochs, final=final, best=best, best_epoch=s.best_epoch + 1),
-        "- " + t("milestones", values=t("list_separator").join(steps)),
+        t("loss_final", epochs=s.epochs, final=final, best=best, best_epoch=s.best_epoch + 1),
+        t("milestones", values=t("list_separator").join(steps)),
     ]
     if run.stage == "fastap":
-        lines.append("- " + t("fastap_loss"))
+        lines.append(t("fastap_loss"))
     if s.epoch_time:
         low, high, total = s.epoch_time
         minutes = f"{total / 60:.1f}"
         lines.append(
-            "- " + t("epoch_time", low=f"{low:.1f}", high=f"{high:.1f}", total=f"{total:.0f}",
+            t("epoch_time", low=f"{low:.1f}", high=f"{high:.1f}", total=f"{total:.0f}",
                      minutes=minutes)
         )  # fmt: skip
     if s.z_std:
-        lines.append("- " + t("z_std", first=f4(s.z_std[0]), last=f4(s.z_std[1])))
+        lines.append(t("z_std", first=f4(s.z_std[0]), last=f4(s.z_std[1])))
     return lines + _val_map_lines(t, s.val_map)
 
 
@@ -184,39 +195,44 @@ def _val_map_lines(t, val_map: list[tuple[int, float]]) -> list[str]:
     best = max(val_map, key=lambda item: item[1])
     (e0, v0), (e1, v1) = val_map[0], val_map[-1]
     return [
-        "- " + t("val_map", first=f4(v0), first_epoch=e0 + 1, last=f4(v1), last_epoch=e1 + 1,
+        t("val_map", first=f4(v0), first_epoch=e0 + 1, last=f4(v1), last_epoch=e1 + 1,
                  best=f4(best[1]), best_epoch=best[0] + 1)
     ]  # fmt: skip
 
 
-def metrics(c: Context) -> list[str]:
+def not_evaluated(c: Context) -> Quote:
+    return Quote(c.t("not_evaluated", path=c.run.path))
+
+
+def metrics(c: Context) -> list[Block]:
     t, ev = c.t, c.run.evaluation
-    lines = [f"## {t('s3')}", ""]
+    blocks: list[Block] = [Heading(2, t("s3"))]
     if ev is None:
-        return lines + [f"> {t('not_evaluated', path=c.run.path)}"]
+        return blocks + [not_evaluated(c)]
     this = ev.metrics.get("metrics")
     if not this:
-        return lines + [t("no_metrics", reason=ev.metrics.get("metrics_skipped") or "—")]
+        reason = ev.metrics.get("metrics_skipped") or "—"
+        return blocks + [Paragraph(t("no_metrics", reason=reason))]
     base = _base_metrics(c)
     head = [t("metric"), t("this_run")] + ([t("baseline"), t("delta")] if base is not None else [])
-    lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    rows = []
     for name in facts.metric_names(this):
-        cells = [_metric_label(name), f"**{f4(this[name])}**"]
+        cells = [metric_label(name), f"**{f4(this[name])}**"]
         if base is not None:
             other = base.get(name)
             cells += [f4(other), signed(this[name] - other) if other is not None else DASH]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines + _pixel_verdict(t, ev.metrics)
+        rows.append(tuple(cells))
+    return blocks + [Table(tuple(head), tuple(rows))] + _pixel_verdict(t, ev.metrics)
 
 
-def _pixel_verdict(t, record: dict) -> list[str]:
+def _pixel_verdict(t, record: dict) -> list[Block]:
     """The raw-pixel guard's verdict (metrics.json pixel_baseline), in bold when it fails."""
     line = guard.verdict_line(record.get("metrics"), record.get("pixel_baseline"))
     if line is None:
         return []
     verdict = record["pixel_baseline"]
     text = t("pixel_guard", line=line, size=verdict.get("size"))
-    return ["", text if verdict["beats_pixels"] else f"**{t('pixel_warning')}** {text}"]
+    return [Paragraph(text if verdict["beats_pixels"] else f"**{t('pixel_warning')}** {text}")]
 
 
 def _base_metrics(c: Context) -> dict | None:
@@ -225,7 +241,7 @@ def _base_metrics(c: Context) -> dict | None:
     return c.baseline.evaluation.metrics.get("metrics") or None
 
 
-def _metric_label(name: str) -> str:
+def metric_label(name: str) -> str:
     labels = {"r_precision": "R-precision", "map@r": "MAP@R"}
     if name.startswith(("precision@", "recall@")):
         kind, k = name.split("@")
