@@ -7,6 +7,7 @@ the unsafe loader was not written by fastap_lab and is refused.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -70,6 +71,15 @@ def load_failure(exc: BaseException) -> str:
     """The reason ``torch.load`` gave, on one line and never empty (``EOFError`` has no text)."""
     text = " ".join(str(exc).split())[:200]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes: a checkpoint's identity in galleries and exports."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def checkpoint_stage(checkpoint: dict) -> str | None:

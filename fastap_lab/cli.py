@@ -79,6 +79,8 @@ def run_task(task: Callable[..., Any], *args: Any) -> Any:
 
 def multirun_job_dir() -> Path | None:
     """The running job's output folder when Hydra runs a multirun, else None."""
+    if "hydra" not in sys.modules:  # an entry point without Hydra (search) is never a multirun
+        return None
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from fastap_lab.build import build_module
 from fastap_lab.checkpoints import CHECKPOINT_KEY, checkpoint_stage, load_checkpoint
 from fastap_lab.compose import compose_config
+from fastap_lab.data.preprocess import spec_of_run
 from fastap_lab.errors import CheckpointError, ConfigError
 from fastap_lab.evaluation.embed import Embedder, frozen
 
@@ -58,7 +59,7 @@ def checkpoint_embedder(
     return frozen(
         module, device, "checkpoint", stage=checkpoint_stage(checkpoint),
         checkpoint=Path(path).resolve(), run_config=stored,
-        embed_layer=cfg.model.get("embed_layer"),
+        embed_layer=cfg.model.get("embed_layer"), preprocess=spec_of_run(stored),
     )  # fmt: skip
 
 

@@ -1,11 +1,13 @@
-"""Atomic file writes: a partial file never appears under its final name."""
+"""Atomic writes: a partial file (or folder of files) never appears under its final name."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,3 +45,22 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def write_npy(path: str | Path, array: np.ndarray) -> Path:
     return atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Fill a temporary folder beside ``path`` (yielded), then rename it to ``path``, which
+    must not exist or be an empty folder (e.g. one just claimed); on an error the temporary
+    folder is removed, so ``path`` never holds a partial set of files."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        os.rename(tmp, path)  # replaces an empty folder atomically; refuses a non-empty one
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()  # the empty folder claimed for it
+        raise

@@ -77,9 +77,9 @@ def train_tiny_run(run_dir: Path, cache_dir: Path) -> Path:
 def run_cli(module: str, *args: str, cwd: Path, cache_dir: Path, timeout: int = 300):
     """Run ``python -m fastap_lab.<module> args`` as a user would; returns CompletedProcess."""
     env = {**os.environ, "FASTAP_LAB_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    # This checkout's package, even when the venv's editable install points at another one.
+    # The checkout under test, whatever folder the command runs in (not another editable install).
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CONF_DIR.parent), env.get("PYTHONPATH")]))
+    env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", f"fastap_lab.{module}", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastap_lab.data.preprocess import normalize_images
 from fastap_lab.errors import ConfigError
 
 
@@ -104,7 +105,7 @@ class FrameAugment(nn.Module):
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, C, H, W] -> float [B, C, H, W] scaled to [0, 1] then standardised."""
-        return (images.float() / 255.0 - self.mean) / self.std
+        return normalize_images(images, self.mean, self.std)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, C, H, W] -> augmented, normalised float [B, C, H, W]."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from fastap_lab.data.preprocess import PreprocessSpec
 from fastap_lab.errors import ConfigError
 
 EmbedFn = Callable[[torch.Tensor], torch.Tensor]
@@ -33,6 +34,9 @@ class Embedder:
         run_config: the training run's config stored in the checkpoint (plain dict) or None.
         embed_layer: a SimSiam checkpoint's embedded layer (``backbone`` / ``projector``).
         details: what a baseline is (its settings), empty for checkpoints.
+        network: a checkpoint's layers after the normalisation (preprocessed float32
+            [B, C, H, W] -> unit float32 [B, D]; what export writes), None for baselines.
+        preprocess: a checkpoint's :class:`~fastap_lab.data.preprocess.PreprocessSpec`.
     """
 
     embed: EmbedFn
@@ -43,6 +47,8 @@ class Embedder:
     run_config: dict | None = None
     embed_layer: str | None = None
     details: dict = field(default_factory=dict)
+    network: torch.nn.Module | None = None
+    preprocess: PreprocessSpec | None = None
 
 
 def pick_device(requested: str) -> torch.device:
@@ -61,7 +67,8 @@ def pick_device(requested: str) -> torch.device:
 def frozen(module: torch.nn.Module, device: torch.device, kind: str, **info) -> Embedder:
     """Wrap a StageModule: eval mode (BatchNorm running statistics), on ``device``."""
     module = module.to(device).eval()
-    return Embedder(embed=module.embed, kind=kind, device=device, **info)
+    network = module.embedding_network() if kind == "checkpoint" else None
+    return Embedder(embed=module.embed, kind=kind, device=device, network=network, **info)
 
 
 class PixelEmbedding:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from fastap_lab.errors import ConfigError
+
 
 def claim_output_dir(base: Path) -> Path:
     """``base``, or ``base-2``, ``base-3``, … the first that does not exist yet, created now.
@@ -27,6 +29,19 @@ def claim_output_dir(base: Path) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"{base}: 10000 evaluation folders exist already")
+
+
+def new_output_dir(out: str | Path | None, default: Path, what: str) -> Path:
+    """Where a new ``what`` (gallery, export, search) goes: ``out`` when given — refused when
+    it exists, since an existing one is never overwritten — else ``default`` (``-2``, … when
+    taken, claimed now as an empty folder). Fill it with :func:`fastap_lab.io.atomic_folder`."""
+    if out in (None, ""):
+        return claim_output_dir(default)
+    path = Path(out).expanduser()
+    if path.exists():
+        raise ConfigError(f"out={path} exists; an existing {what} is never overwritten: give"
+                          f" out=<a new folder>, or leave out= unset for {default.name}[-N]")  # fmt: skip
+    return path
 
 
 def numbered_folders(parent: Path, base: str, required: str) -> list[Path]:

@@ -106,9 +106,15 @@ class StageModule(L.LightningModule):
                 " trainer.precision=32-true if you trained in 16-bit"
             )
 
+    def embedding_network(self) -> torch.nn.Module:
+        """Preprocessed float32 [B, C, H, W] -> unit float32 [B, D] (the layers :meth:`embed`
+        runs after the normalisation; what ``python -m fastap_lab.export`` writes)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 frames [B, C, H, W] -> L2-normalised float32 embeddings [B, D] (eval transform)."""
-        raise NotImplementedError
+        return self.embedding_network()(self.augment.normalize(images))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = {

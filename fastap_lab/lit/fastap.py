@@ -8,7 +8,7 @@ from fastap_lab.checkpoints import checkpoint_stage, load_checkpoint, load_submo
 from fastap_lab.errors import CheckpointError, ConfigError
 from fastap_lab.lit.base import StageModule
 from fastap_lab.losses.objectives import scale_phase
-from fastap_lab.models import EmbeddingHead, Projector
+from fastap_lab.models import EmbeddingHead, EmbeddingNetwork, Projector
 from fastap_lab.respiration.pipeline import surrogate_from_frames
 
 
@@ -157,6 +157,5 @@ class FastAPModule(StageModule):
         anchors = torch.arange(rank * n, (rank + 1) * n, device=embeddings.device)
         return gathered.flatten(0, 1), items, anchors
 
-    @torch.no_grad()
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        return self.forward_normalized(self.augment.normalize(images)).float()
+    def embedding_network(self) -> EmbeddingNetwork:
+        return EmbeddingNetwork(self.backbone, self.projector, self.head, normalize=False)

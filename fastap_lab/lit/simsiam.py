@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from fastap_lab.errors import ConfigError
 from fastap_lab.lit.base import StageModule
 from fastap_lab.losses.simsiam import normalized_std
-from fastap_lab.models import Predictor, Projector
+from fastap_lab.models import EmbeddingNetwork, Predictor, Projector
 
 EMBED_LAYERS = ("backbone", "projector")
 
@@ -87,9 +86,8 @@ class SimSiamModule(StageModule):
         self.log("train/z_std", z_std, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    @torch.no_grad()
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.backbone(self.augment.normalize(images))
-        if self.embed_layer == "projector":
-            features = self.projector(features)
-        return F.normalize(features.float(), dim=1)
+    def embedding_network(self) -> EmbeddingNetwork:
+        layers = (
+            (self.backbone, self.projector) if self.embed_layer == "projector" else (self.backbone,)
+        )
+        return EmbeddingNetwork(*layers)

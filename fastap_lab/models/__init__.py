@@ -1,4 +1,4 @@
 from fastap_lab.models.backbones import ResNetBackbone
-from fastap_lab.models.heads import EmbeddingHead, Predictor, Projector
+from fastap_lab.models.heads import EmbeddingHead, EmbeddingNetwork, Predictor, Projector
 
-__all__ = ["EmbeddingHead", "Predictor", "Projector", "ResNetBackbone"]
+__all__ = ["EmbeddingHead", "EmbeddingNetwork", "Predictor", "Projector", "ResNetBackbone"]

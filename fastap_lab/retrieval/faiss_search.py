@@ -48,11 +48,14 @@ def topk_search_faiss(
     gallery_groups: Tensor | None = None,
     exclusion_window: float = 0.0,
     chunk_size: int = 1024,
+    index=None,
 ) -> tuple[Tensor, Tensor]:
     """Exact cosine top-k through FAISS; arguments and results as in ``topk_search``.
 
-    Memory: the index holds a float32 copy of the gallery (4 * G * D bytes); the exclusion
-    count of a chunk takes chunk_size * G bytes. Results are on the query's device.
+    ``index``: an :func:`flat_ip_index` of ``gallery`` built before (e.g. a stored gallery's
+    faiss.index), else built here. Memory: the index holds a float32 copy of the gallery
+    (4 * G * D bytes); the exclusion count of a chunk takes chunk_size * G bytes (none without
+    exclusions). Results are on the query's device.
     """
     _check_embeddings(query, gallery, chunk_size)
     if k < 1:
@@ -62,7 +65,7 @@ def topk_search_faiss(
             query_index, query_times, gallery_times, query_groups, gallery_groups, exclusion_window
         )
     )
-    index = _flat_ip_index(gallery)
+    index = flat_ip_index(gallery) if index is None else index
     units = _unit_rows(query).detach().float().cpu()
     chunks = [
         _search_chunk(index, units, k, exclusion, slice(start, min(start + chunk_size, len(units))))
@@ -77,9 +80,10 @@ def topk_search_faiss(
     return scores.to(query.device), indices.to(query.device)
 
 
-def _flat_ip_index(gallery: Tensor):
-    """An exact inner-product index over the L2-normalised gallery rows."""
+def flat_ip_index(gallery: Tensor | np.ndarray):
+    """An exact inner-product index over the L2-normalised gallery rows [G, D]."""
     faiss = import_faiss()
+    gallery = torch.as_tensor(gallery)
     units = np.ascontiguousarray(_unit_rows(gallery).detach().float().cpu().numpy())
     index = faiss.IndexFlatIP(units.shape[1])
     index.add(units)
@@ -89,16 +93,23 @@ def _flat_ip_index(gallery: Tensor):
 def _search_chunk(index, units: Tensor, k: int, exclusion: GalleryExclusion, rows: slice):
     """(scores [C, k], indices [C, k], fewest valid items of the chunk) for queries ``rows``."""
     num_gallery = index.ntotal
-    valid = exclusion.valid_mask(rows, slice(0, num_gallery), num_gallery, units.device)
-    most_excluded = int((~valid).sum(1).max().item())
+    excludes = exclusion.query_index is not None or exclusion.window > 0
+    valid = (
+        exclusion.valid_mask(rows, slice(0, num_gallery), num_gallery, units.device)
+        if excludes
+        else None
+    )
+    most_excluded = 0 if valid is None else int((~valid).sum(1).max().item())
     fetch = min(num_gallery, k + most_excluded)
     scores, indices = index.search(np.ascontiguousarray(units[rows].numpy()), fetch)
     scores, indices = torch.from_numpy(scores), torch.from_numpy(indices).long()
     # FAISS pads with -1 when fewer than `fetch` items exist; those and excluded ones drop out.
-    keep = (indices >= 0) & valid.gather(1, indices.clamp(min=0))
+    keep = indices >= 0
+    if valid is not None:
+        keep &= valid.gather(1, indices.clamp(min=0))
     scores = scores.masked_fill(~keep, float("-inf"))
     scores, indices = _merge_topk(scores, indices, k)  # FAISS's tie order is unspecified
-    return scores, indices, int(valid.sum(1).min().item())
+    return scores, indices, num_gallery if valid is None else int(valid.sum(1).min().item())
 
 
 def _on_cpu(exclusion: GalleryExclusion) -> GalleryExclusion:

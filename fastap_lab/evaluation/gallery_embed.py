@@ -1,0 +1,107 @@
+"""Embedding every frame of a source into gallery arrays, chunk by chunk: a video is streamed
+(``data.chunk`` frames decoded at a time, so 100,000 frames never sit in memory as images);
+frames folders and the phantom are read into memory (with ``data.register``, a video too:
+registration needs the whole sequence). Keeps float32 embeddings and small thumbnails only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fastap_lab.data.sources import load_source_config
+from fastap_lab.data.video import stream_video, video_rate
+from fastap_lab.errors import DataError
+from fastap_lab.evaluation.embed import Embedder, embed_images
+from fastap_lab.retrieval.gallery import FrameTable
+
+
+@dataclass
+class EmbeddedFrames:
+    """``embeddings`` float32 [N, D], ``thumbs`` uint8 [N, C, t, t] or None, their table,
+    notes, and the seconds spent decoding + embedding."""
+
+    embeddings: np.ndarray
+    thumbs: np.ndarray | None
+    table: FrameTable
+    notes: list[str]
+    seconds: float
+
+
+def thumbnails(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 [B, C, H, W] -> uint8 [B, C, s, s], area-downsampled when ``size`` < H."""
+    if size >= images.shape[-1]:
+        return images.clone()
+    small = F.interpolate(images.float(), size=(size, size), mode="area")
+    return small.round().clamp(0, 255).to(torch.uint8)
+
+
+def streamed(data: dict) -> bool:
+    """A video that can be streamed (no registration, which needs all frames at once)."""
+    return data.get("root") is None and data.get("video") is not None and not data.get("register")
+
+
+def _in_memory_chunks(data: dict, chunk: int) -> tuple[Iterator, int, callable]:
+    from fastap_lab.respiration.register import register_frameset
+
+    frames = load_source_config(data)
+    if data.get("register"):
+        frames = register_frameset(frames)
+    table = FrameTable(
+        names=list(frames.names), times=frames.times.double().numpy(),
+        labels=None if frames.labels is None else frames.labels.numpy().astype(np.int64),
+        videos=[frames.group_names[g] for g in frames.groups.tolist()],
+    )  # fmt: skip
+    chunks = (frames.images[s : s + chunk] for s in range(0, len(frames), chunk))
+    return chunks, len(frames), lambda count, notes: table
+
+
+def _video_chunks(data: dict, chunk: int) -> tuple[Iterator, int, callable]:
+    from fastap_lab.gating.stream import table_columns
+
+    path = Path(data["video"]).expanduser()
+    rate, listed = video_rate(path)
+    decode = {"channels": data["channels"], "image_size": data["image_size"]}
+    chunks = (torch.from_numpy(c) for _, c in stream_video(path, chunk=chunk, **decode))
+
+    def table(count: int, notes: list[str]) -> FrameTable:
+        labels, times, _ = table_columns(data.get("labels_csv"), count)
+        if times is None or not np.isfinite(times).all():
+            if not rate or not math.isfinite(rate):
+                raise DataError(f"video {path}: no frame rate known and no time column")
+            times = np.arange(count) / rate
+            notes.append(f"time = frame index / {rate:g} frames per second (the video's rate)")
+        return FrameTable([str(i) for i in range(count)], times, labels, [path.name] * count)
+
+    return chunks, listed, table
+
+
+def embed_source(embedder: Embedder, data: dict, *, batch_size: int, chunk: int,
+                 thumb_size: int, progress: bool = True) -> EmbeddedFrames:  # fmt: skip
+    """Embed every frame the data config ``data`` names (see the module docstring)."""
+    from tqdm import tqdm
+
+    notes: list[str] = []
+    started = time.perf_counter()
+    chunks, total, table_of = (_video_chunks if streamed(data) else _in_memory_chunks)(data, chunk)
+    parts, thumbs = [], []
+    with tqdm(total=total or None, unit="frame", disable=not progress, desc="embed") as bar:
+        for images in chunks:
+            parts.append(embed_images(embedder, images, batch_size).numpy())
+            if thumb_size > 0:
+                thumbs.append(thumbnails(images, thumb_size).numpy())
+            bar.update(len(images))
+    embeddings = np.concatenate(parts).astype(np.float32, copy=False)
+    table = table_of(len(embeddings), notes)
+    if data.get("register"):
+        notes.append("data.register=true: the gallery frames were registered onto their temporal"
+                     " median; query images are not (a single image has no sequence)")  # fmt: skip
+    return EmbeddedFrames(embeddings, np.concatenate(thumbs) if thumbs else None, table, notes,
+                          time.perf_counter() - started)  # fmt: skip
