@@ -30,7 +30,7 @@ from fastap_lab.report.__main__ import make_report, parser
 from fastap_lab.runs import FINISHED, finished_record
 from fastap_lab.train import train
 from tests.conftest import CONF_DIR, TINY
-from tests.test_bad_input_matrix import QUIET, tree_digest, write_frames
+from tests.integration.test_bad_input_matrix import QUIET, tree_digest, write_frames
 
 
 @pytest.fixture(scope="module")

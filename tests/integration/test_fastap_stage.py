@@ -213,7 +213,7 @@ def test_two_stages_chain_through_the_cli(cli, tmp_path):
 
 
 def test_labels_positives_on_unlabelled_data(tmp_path, cache_dir, simsiam_run):
-    from tests.test_datamodule import _folder
+    from tests.integration.test_datamodule import _folder
 
     root = _folder(tmp_path / "frames_data", labels=False)
     data = ["data=frames", f"data.root={root}", "data.require_labels=false", "data.num_blocks=5"]

@@ -9,8 +9,6 @@ import torch
 from fastap_lab.retrieval import ordering
 from fastap_lab.retrieval.ordering import stable_descending_order
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 SPECIALS = [0.0, -0.0, float("inf"), float("-inf"), 1e-40, -1e-40, 3.4e38, -3.4e38]
 
 

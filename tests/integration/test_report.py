@@ -13,12 +13,12 @@ import pytest
 
 from fastap_lab.report.__main__ import main as report_main
 from fastap_lab.report.collect import newest_inference
-from tests.report_runs import tiny_runs
+from tests.integration.report_runs import tiny_runs
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, cache_dir):
-    """(simsiam run, fastap run from it), shared with tests/test_compare.py."""
+    """(simsiam run, fastap run from it), shared with test_compare.py."""
     return tiny_runs(tmp_path_factory, cache_dir)
 
 

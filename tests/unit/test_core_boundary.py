@@ -11,10 +11,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 CORE = ("losses", "models", "data", "retrieval", "evaluation", "analysis", "respiration", "gating")
 
 SCRIPT = f"""

@@ -34,7 +34,7 @@ from fastap_lab.evaluate import evaluate
 from fastap_lab.lit.retrieval_callback import RetrievalEvaluation
 from fastap_lab.train import train
 from tests.conftest import CONF_DIR
-from tests.test_bad_input_matrix import QUIET, tree_digest, write_frames
+from tests.integration.test_bad_input_matrix import QUIET, tree_digest, write_frames
 
 TINY_PHANTOM = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data" / "phantom_tiny.yaml"))[
     "phantom"

@@ -10,8 +10,6 @@ from sklearn.metrics import average_precision_score
 from fastap_lab.errors import ConfigError
 from fastap_lab.retrieval.metrics import ranking_metrics, summarize
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 KS = (1, 3, 10, 40)
 
 

@@ -8,8 +8,6 @@ import torch
 from fastap_lab.errors import ConfigError
 from fastap_lab.losses.objectives import FastAPObjective, scale_phase
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 
 def test_positives_are_frames_within_the_tolerance_across_cycles():
     objective = FastAPObjective(positives="surrogate", tolerance=0.1)

@@ -26,8 +26,6 @@ from fastap_lab.respiration.register import (
 )
 from fastap_lab.respiration.signal import orient, pearson, smooth_in_time, time_segments
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 SMALL = dict(num_frames=200, image_size=32, num_breath_holds=1, hold_seconds=(5.0, 7.0))
 
 

@@ -1,5 +1,5 @@
 """``python -m fastap_lab.compare RUN_A RUN_B``: per-query AP differences of two real tiny runs
-(shared with tests/test_report.py), output folders never reused, mismatched query sets refused."""
+(shared with test_report.py), output folders never reused, mismatched query sets refused."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from fastap_lab.compare import main as compare_main
 from fastap_lab.report.collect import newest_inference
-from tests.report_runs import tiny_runs
+from tests.integration.report_runs import tiny_runs
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ import torch
 from fastap_lab.data.splits import split_frames
 from fastap_lab.errors import ConfigError
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 
 def _two_videos(n: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
     times = torch.cat([torch.arange(n), torch.arange(n)]).double() * 0.25

@@ -27,8 +27,6 @@ from fastap_lab.gating.trace import (
     otsu_threshold,
 )
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 
 def test_moving_average_equals_the_window_mean_and_shrinks_at_the_ends():
     values = np.random.default_rng(1).normal(size=20)

@@ -19,8 +19,6 @@ from fastap_lab.lit.datamodule import FramesDataModule
 from fastap_lab.losses.objectives import FastAPObjective
 from fastap_lab.retrieval.search import GalleryExclusion
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 # Two videos of integer times; video 1 repeats time 3 and has a lone frame at 9.
 TIMES = torch.tensor([0.0, 1.0, 2.0, 3.0, 5.0, 0.0, 2.0, 3.0, 3.0, 9.0])
 GROUPS = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])

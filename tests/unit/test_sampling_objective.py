@@ -9,8 +9,6 @@ from fastap_lab.data.sampling import MPerClassBatchSampler
 from fastap_lab.errors import ConfigError
 from fastap_lab.losses.objectives import FastAPObjective
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 
 def test_every_batch_holds_m_of_each_class():
     labels = torch.tensor([0] * 30 + [1] * 50 + [2] * 3)

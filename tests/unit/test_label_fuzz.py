@@ -13,8 +13,6 @@ from fastap_lab.data.frames import load_frame_folder
 from fastap_lab.data.label_table import read_label_table
 from fastap_lab.errors import DataError
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 COLUMNS = [
     "frame", "label", "time", "video", "displacement", "query", "note", "", " Label ",
     "frame;label", "FRAME", "ünïcode", "label", "x,y",

@@ -12,8 +12,6 @@ from fastap_lab.losses.positives import (
     positives_from_views,
 )
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 
 def naive_fastap(embeddings, positives, bins, sigma=None):
     """Straight from the paper's formula, one anchor at a time, dense over all centres."""

@@ -4,7 +4,7 @@
 trainer and ``all_gather`` that stacks every rank's tensor. The loss each rank computes over its
 own anchors, averaged over ranks as DDP averages, must equal the single-process loss on the
 concatenated batch (the README's promise), and gradient must reach only the rank's own rows.
-``tests/test_ddp.py`` (slow) checks the same through real gloo processes.
+``tests/integration/test_ddp.py`` (slow) checks the same through real gloo processes.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import torch
 
 from fastap_lab.lit.fastap import FastAPModule
 from fastap_lab.losses.objectives import FastAPObjective
-
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
 
 WORLD, LOCAL = 2, 6  # ranks, rows per rank
 

@@ -11,8 +11,6 @@ import torch
 
 from fastap_lab.evaluation import diagnostics as dg
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 
 def unit_rows(seed: int, n: int = 30, d: int = 8) -> torch.Tensor:
     x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)

@@ -1,11 +1,8 @@
 """map_blocks: results in block order, torch single-threaded in workers and inline when busy."""
 
-import pytest
 import torch
 
 from fastap_lab import threads
-
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
 
 
 def test_blocks_keep_their_order_and_workers_run_torch_on_one_thread(monkeypatch):

@@ -1,4 +1,4 @@
-"""Two tiny real runs shared by tests/test_report.py and tests/test_compare.py: a SimSiam run
+"""Two tiny real runs shared by test_report.py and test_compare.py (this folder): a SimSiam run
 and a FastAP run from it, each trained in-process and evaluated into ``inference/``. Made once
 per test session (training dominates: ~20–40 s on a busy 2-core CPU)."""
 

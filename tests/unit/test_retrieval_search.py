@@ -8,8 +8,6 @@ from fastap_lab.errors import ConfigError
 from fastap_lab.retrieval.metrics import ranking_metrics
 from fastap_lab.retrieval.search import evaluate_all_vs_all, evaluate_embeddings, topk_search
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 KS = (1, 5, 20)
 
 

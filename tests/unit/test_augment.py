@@ -8,8 +8,6 @@ import torch
 from fastap_lab.data.augment import FrameAugment
 from fastap_lab.errors import ConfigError
 
-pytestmark = pytest.mark.unit  # the unit tier: pure functions, tiny tensors (pytest -m unit)
-
 
 def _bar_image(row: int, size: int = 32) -> torch.Tensor:
     img = torch.zeros(1, 1, size, size, dtype=torch.uint8)
