@@ -148,7 +148,7 @@ def test_frames_of_a_video_run_come_from_the_video(loaded, tmp_path):
     from dataclasses import replace
 
     from fastap_lab.data.video import load_video
-    from tests.unit.test_frames_io import write_video
+    from tests.frame_inputs import write_video
 
     write_video(tmp_path / "clip.mp4", count=6)
     template = loaded[0]

@@ -15,7 +15,7 @@ from fastap_lab.errors import ConfigError, DataError
 from fastap_lab.gate import gate
 from fastap_lab.gating.agreement import label_agreement
 from tests.conftest import CONF_DIR, train_tiny_run
-from tests.unit.test_frames_io import write_video
+from tests.frame_inputs import write_video
 
 SMALL = [
     "data.phantom.num_frames=160",

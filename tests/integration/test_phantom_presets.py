@@ -25,7 +25,7 @@ from fastap_lab.data.phantom_sequence import (
 from fastap_lab.data.phantom_spec import LATER_FIELDS, PhantomSpec
 from fastap_lab.data.phantom_waveform import nuisance_tracks
 from fastap_lab.data.sources import phantom_root
-from tests.integration.test_phantom import SMALL, _diaphragm_row
+from tests.unit.test_phantom_render import SMALL, _diaphragm_row
 
 PRESETS = ("phantom_subtle", "phantom_subtle_drift", "phantom_axial", "phantom_crosscontrast")
 TINY_PHANTOM = {"num_frames": 60, "image_size": 32, "num_breath_holds": 1,

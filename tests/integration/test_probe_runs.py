@@ -3,58 +3,29 @@ the single ``error:`` / ``warning:`` line, what must stay byte-identical on disk
 
 Rows run in-process through ``run_task`` (the CLIs' code path after Hydra's composition, which
 ``compose`` reproduces) unless they test Hydra's own stage (``via="cli"``: a subprocess, a few
-seconds each, so only those). The data-side cases (2, 4, 6-9, 11) are tested elsewhere.
+seconds each, so only those). The data-side cases (2, 4, 6-9, 11) are in test_probe_data.py and
+test_probe_readers.py; what a table row cannot show in test_run_lifecycle.py.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
-import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
-import yaml
 
 from fastap_lab.cli import EXIT_USER_ERROR, run_task
-from fastap_lab.config import latest_checkpoint
-from fastap_lab.errors import ConfigError
 from fastap_lab.evaluate import evaluate
 from fastap_lab.report.__main__ import make_report, parser
-from fastap_lab.runs import FINISHED, finished_record
 from fastap_lab.train import train
-from tests.conftest import CONF_DIR, TINY
+from tests.conftest import TINY
+from tests.integration.conftest import link_copy, unfinished_copy
 from tests.integration.test_bad_input_matrix import QUIET, tree_digest, write_frames
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, cache_dir) -> Path:
-    """A tiny SimSiam run trained to its end (1 epoch): it carries the FINISHED marker."""
-    from hydra import compose, initialize_config_dir
-
-    run = tmp_path_factory.mktemp("finished") / "run"
-    overrides = [f"paths.output_dir={run}", f"paths.cache_dir={cache_dir}", *TINY, *QUIET]
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        train(compose("train", overrides=[*overrides, "+trainer.limit_train_batches=1"]))
-    return run
-
-
-def unfinished_copy(run: Path, target: Path, max_epochs: int = 2) -> Path:
-    """``run`` as an interrupted run leaves it: checkpoint and metrics of 1 epoch, a config
-    planning ``max_epochs``, no FINISHED marker (no Ctrl-C timing involved)."""
-    link_copy(run, target)
-    (target / FINISHED).unlink()
-    config = yaml.safe_load((target / "config.yaml").read_text())
-    config["trainer"]["max_epochs"] = max_epochs
-    (target / "config.yaml").write_text(yaml.safe_dump(config))
-    return target
-
 
 # --- the table -------------------------------------------------------------------------------
 
@@ -152,16 +123,6 @@ def freeze(folder: Path, frozen: bool) -> None:
         _chattr(folder, "+i" if frozen else "-i")
 
 
-def link_copy(source: Path, target: Path) -> Path:
-    """A copy of a run folder whose checkpoints are hard links (tens of MB each): files are
-    replaced by renames, never rewritten in place, so the original cannot change through it."""
-
-    def copy(src, dst):
-        return os.link(src, dst) if src.endswith(".ckpt") else shutil.copy2(src, dst)
-
-    return Path(shutil.copytree(source, target, copy_function=copy))
-
-
 class Context(dict):
     """The folders a case may use, each made on first use (``ctx["copy"]``)."""
 
@@ -250,71 +211,3 @@ def test_probe_case(case, ctx, make_cfg, cli, capsys, tmp_path):
 def run_digest(folder: Path) -> dict[str, str]:
     """:func:`tree_digest` without the report files, the one thing a report may (re)write."""
     return {k: v for k, v in tree_digest(folder).items() if not k.startswith("report")}
-
-
-# --- what the rows cannot show on their own ---------------------------------------------------
-
-
-def test_a_finished_run_says_so_last(finished_run):
-    record = finished_record(finished_run)
-    assert record["epochs"] == 1 and record["max_epochs"] == 1
-    newest = max(p.stat().st_mtime_ns for p in finished_run.rglob("*") if p.name != FINISHED)
-    assert (finished_run / FINISHED).stat().st_mtime_ns >= newest
-
-
-def test_latest_checkpoint_skips_an_interrupted_newer_run(finished_run, tmp_path):
-    outputs = tmp_path / "outputs"
-    older = shutil.copytree(finished_run, outputs / "smoke" / "2026-01-01_00-00-00-000000")
-    unfinished_copy(finished_run, outputs / "smoke" / "2026-01-02_00-00-00-000000")
-    chosen = latest_checkpoint("smoke", str(outputs))
-    assert chosen == str((older / "checkpoints" / "last.ckpt").resolve())
-    shutil.rmtree(older)
-    with pytest.raises(ConfigError, match="only 1 unfinished"):
-        latest_checkpoint("smoke", str(outputs))
-
-
-class InterruptSecondEpoch(L.Callback):
-    """Ctrl-C at the start of epoch 2, after epoch 1's checkpoint was written."""
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if trainer.current_epoch == 1:
-            raise KeyboardInterrupt
-
-
-@pytest.mark.slow  # trains (≈ 9 s on the 2-core CPU)
-def test_an_interrupted_training_leaves_no_marker(make_cfg, tmp_path):
-    cfg = make_cfg(
-        [*TINY, *QUIET, "trainer.max_epochs=2", "+trainer.limit_train_batches=1",
-         f"+callbacks.interrupt._target_={__name__}.InterruptSecondEpoch"]
-    )  # fmt: skip
-    sigint = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT while shutting down
-    try:
-        with pytest.raises(SystemExit):
-            train(cfg)
-    finally:
-        signal.signal(signal.SIGINT, sigint)
-    run = tmp_path / "run"
-    assert (run / "checkpoints" / "last.ckpt").is_file()
-    assert not (run / FINISHED).exists()
-
-
-def test_the_report_is_regenerated_once_the_run_has_finished(finished_run, tmp_path, capsys):
-    run = unfinished_copy(finished_run, tmp_path / "run", max_epochs=1)
-    run_task(make_report, parser().parse_args([str(run)]))
-    assert "unfinished: 1 of 1 epochs" in (run / "report.md").read_text()
-    shutil.copy(finished_run / FINISHED, run / FINISHED)  # the run ends
-    capsys.readouterr()
-    run_task(make_report, parser().parse_args([str(run)]))
-    assert "unfinished" not in (run / "report.md").read_text()
-    assert "warning:" not in capsys.readouterr().err
-
-
-def test_an_unwritable_folder_is_one_line(tmp_path, capsys):
-    def write_into_it():
-        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "x.json"))
-
-    with pytest.raises(SystemExit) as exited:
-        run_task(write_into_it)
-    assert exited.value.code == EXIT_USER_ERROR
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "x.json" in err and "writable" in err
