@@ -73,6 +73,7 @@ def load_failure(exc: BaseException) -> str:
 
 
 def checkpoint_stage(checkpoint: dict) -> str | None:
+    """The stage (``simsiam`` / ``fastap``) a checkpoint was trained by, or None."""
     return (checkpoint.get(CHECKPOINT_KEY) or {}).get("stage")
 
 

@@ -81,8 +81,11 @@ def fastap_loss(
 
 
 def _anchor_masks(positives: Tensor, anchors: Tensor | None, num_items: int):
-    """(anchors [A], valid [A, N], positive [A, N]): the anchor rows (default all N), which
-    items each ranks (all but itself) and which of those are its positives."""
+    """The anchor rows and the valid and positive masks of each.
+
+    (anchors [A], valid [A, N], positive [A, N]): the anchor rows (default all N), which
+    items each ranks (all but itself) and which of those are its positives.
+    """
     columns = torch.arange(num_items, device=positives.device)
     if anchors is None:
         anchors = columns
@@ -93,15 +96,20 @@ def _anchor_masks(positives: Tensor, anchors: Tensor | None, num_items: int):
 
 
 def _anchor_loss_sum(unit, anchors, valid, positive, histogram_args) -> Tensor:
-    """Σ (1 − FastAP_i) over the rows ``anchors`` [A] that have a positive: unit rows [N, D],
-    ``valid`` / ``positive`` [A, N] bool (the anchor itself is not valid)."""
+    """Sum of (1 - FastAP) over the anchors that have a positive.
+
+    Σ (1 − FastAP_i) over the rows ``anchors`` [A] that have a positive: unit rows [N, D],
+    ``valid`` / ``positive`` [A, N] bool (the anchor itself is not valid).
+    """
     distances = _squared_distances_on_sphere(unit[anchors], unit)
     split = split_histograms(distances, valid, positive, *histogram_args)
     return _loss_sum_from_histograms(split[:, 1], split.sum(dim=1), positive.sum(dim=1))
 
 
 def _blockwise_loss(embeddings, positives, anchors, histogram_args) -> Tensor:
-    """The loss on the CPU: :func:`_anchor_loss_sum` over cache-sized blocks of anchors on the
+    """The loss on the CPU, over blocks of anchors on worker threads.
+
+    The loss on the CPU: :func:`_anchor_loss_sum` over cache-sized blocks of anchors on the
     CPU's threads (:func:`~fastap_lab.threads.map_blocks`), each block's gradient taken in
     its worker; the summed gradient joins the caller's graph via :class:`_PrecomputedGradient`.
 
@@ -177,7 +185,9 @@ def split_histograms(
     kernel: str = "triangular",
     sigma: float | None = None,
 ) -> Tensor:
-    """[A, 2, bins + 1]: soft histograms of the valid distances [A, N] that are not positive
+    """Soft histograms of the negative and positive distances of each anchor.
+
+    [A, 2, bins + 1]: soft histograms of the valid distances [A, N] that are not positive
     (slot 0) and that are (slot 1); ``valid`` and ``positive`` are [A, N] bool.
 
     Both slots come from one scatter: an entry's centre index is shifted by bins + 1 when it is
