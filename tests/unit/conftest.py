@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 UNIT_DIR = Path(__file__).resolve().parent
-# Per test call, in CPU seconds of this process (torch threads included); the slowest unit test
-# uses ~1 s. Subprocesses a test starts (test_core_boundary) are not counted.
-UNIT_CPU_BUDGET_S = 5.0
+# Per test call, in CPU seconds of this process (torch / OpenMP threads included, so spinning
+# threads count too); the heaviest unit test (test_surrogate's registration under jitter) used
+# up to 7.7 s on the shared 2-core machine. A real training run or a subprocess-heavy test uses
+# far more. Subprocesses a test starts (test_core_boundary) are not counted.
+UNIT_CPU_BUDGET_S = 15.0
 
 
 def _in_unit_tier(item: pytest.Item) -> bool:
