@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fastap_lab.errors import ConfigError
-from fastap_lab.losses.fastap import fastap_loss, split_histograms
+from fastap_lab.losses.fastap import fastap_loss
+from fastap_lab.losses.histograms import split_histograms
 from fastap_lab.losses.positives import (
     positives_from_labels,
 )

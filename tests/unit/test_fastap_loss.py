@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from fastap_lab.losses.fastap import fastap_loss, soft_histograms
+from fastap_lab.losses.fastap import fastap_loss
+from fastap_lab.losses.histograms import soft_histograms
 from fastap_lab.losses.positives import (
     positives_from_labels,
 )
