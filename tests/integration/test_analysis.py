@@ -11,14 +11,11 @@ import torch
 
 from fastap_lab.analysis import (
     hits_rows,
-    latest_run,
     load_embeddings,
-    markdown_table,
     plot_dimension_std,
     plot_projection,
     plot_query_review,
     plot_similarity_histograms,
-    project_2d,
     review_query,
     spread_rows,
 )
@@ -32,21 +29,6 @@ matplotlib.use("Agg")
 def loaded(tmp_path_factory, cache_dir):
     simsiam, fastap = tiny_runs(tmp_path_factory, cache_dir)
     return load_embeddings(simsiam, "simsiam"), load_embeddings(fastap, "fastap")
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_project_2d_equals_sklearn_pca_with_the_documented_signs(seed):
-    from sklearn.decomposition import PCA
-
-    x = torch.randn(50, 7, generator=torch.Generator().manual_seed(seed))
-    pca = PCA(n_components=2, svd_solver="full").fit(x.double().numpy())
-    # The documented convention: each axis' largest loading (in absolute value) is positive.
-    axes = pca.components_
-    axes = axes * np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])[:, None]
-    reference = (x.double().numpy() - pca.mean_) @ axes.T
-    assert np.allclose(project_2d(x).numpy(), reference, atol=1e-9)
-    # So flipping the data flips the picture instead of leaving the SVD's sign to chance.
-    assert np.allclose(project_2d(-x).numpy(), -reference, atol=1e-9)
 
 
 def test_loaded_run_matches_its_files(loaded):
@@ -116,16 +98,6 @@ def test_bad_review_input_is_named(loaded, tmp_path):
         load_embeddings(run.run.path / "checkpoints")
 
 
-def test_latest_run_picks_the_newest_evaluated_run(tmp_path):
-    for name in ("2026-01-01_00-00-00", "2026-02-01_00-00-00"):
-        (tmp_path / "exp" / name / "inference").mkdir(parents=True)
-        (tmp_path / "exp" / name / "inference" / "metrics.json").write_text("{}")
-    (tmp_path / "exp" / "2026-03-01_00-00-00").mkdir()  # not evaluated
-    assert latest_run("exp", tmp_path).name == "2026-02-01_00-00-00"
-    with pytest.raises(DataError, match=r"\+experiment=other"):
-        latest_run("other", tmp_path)
-
-
 def test_figures_draw_every_run(loaded):
     runs = list(loaded)
     assert len(plot_dimension_std(runs).axes[0].lines) == 3  # two runs + the isotropic line
@@ -136,11 +108,6 @@ def test_figures_draw_every_run(loaded):
     assert sum(bool(axis.images) for axis in figure.axes) == 1 + 3 + sum(
         len(h.context) for h in review.hits[:2]
     )
-
-
-def test_markdown_table_rounds_floats():
-    text = markdown_table([{"a": 1, "b": 0.123456}], digits=2)
-    assert text.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.12 |"]
 
 
 def test_frames_of_a_video_run_come_from_the_video(loaded, tmp_path):
