@@ -41,9 +41,12 @@ def respiratory_phase(frames) -> tuple[torch.Tensor, str]:
 
 
 def centred_pixels(reference: torch.Tensor):
-    """uint8 [B, C, H, W] -> the frame minus the sequence's mean frame, flattened. Not the
+    """An embed function of raw pixels: each frame minus ``reference``'s mean frame.
+
+    uint8 [B, C, H, W] -> the frame minus the sequence's mean frame, flattened. Not the
     evaluation's per-pixel standardised baseline: dividing by a near-zero spread (a constant
-    background) would make any op's 1/255 change there dwarf breathing."""
+    background) would make any op's 1/255 change there dwarf breathing.
+    """
     mean = reference.float().mean(dim=0).flatten() / 255.0
 
     def embed(images: torch.Tensor) -> torch.Tensor:
@@ -53,8 +56,11 @@ def centred_pixels(reference: torch.Tensor):
 
 
 def nuisance_warning(rows) -> str | None:
-    """Frames at one phase nearly as far apart as exhale from inspiration: nuisance dominates
-    the embedding, so the breathing distance is mostly nuisance and every ratio looks smaller."""
+    """A warning when nuisance, not breathing, dominates the embedding; else None.
+
+    Frames at one phase nearly as far apart as exhale from inspiration: nuisance dominates
+    the embedding, so the breathing distance is mostly nuisance and every ratio looks smaller.
+    """
     if not rows or rows[0].floor_distance < NUISANCE_SHARE * rows[0].breathing_distance:
         return None
     return (
@@ -66,6 +72,7 @@ def nuisance_warning(rows) -> str | None:
 
 
 def audited_frames(frames, max_frames: int) -> torch.Tensor:
+    """Indices of at most ``max_frames`` frames spread evenly over ``frames`` (>= 8 asked for)."""
     if max_frames < 8:
         raise ConfigError(f"audit.max_frames={max_frames}: must be >= 8")
     count = min(len(frames), max_frames)
@@ -73,6 +80,7 @@ def audited_frames(frames, max_frames: int) -> torch.Tensor:
 
 
 def markdown(rows, record: dict) -> str:
+    """audit.md: the settings, then one table row per audited op."""
     lines = [
         f"# Augmentation audit: {record['augment']} on {record['data_root']}",
         "",
@@ -148,6 +156,7 @@ def audit(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="audit")
 def main(cfg: DictConfig) -> dict:
+    """Entry point (Hydra): run :func:`audit`, user errors as one ``error:`` line."""
     return run_task(audit, cfg)
 
 

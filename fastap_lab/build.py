@@ -21,8 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def instantiate(config, *args, **kwargs):
-    """Hydra's instantiate, but a user error raised by the target surfaces as itself rather
-    than wrapped in InstantiationException (so callers and tests see e.g. CheckpointError)."""
+    """Hydra's instantiate, letting the target's own user errors through unwrapped.
+
+    Hydra's instantiate, but a user error raised by the target surfaces as itself rather
+    than wrapped in InstantiationException (so callers and tests see e.g. CheckpointError).
+    """
     try:
         return hydra_instantiate(config, *args, **kwargs)
     except InstantiationException as exc:
@@ -35,22 +38,27 @@ def instantiate(config, *args, **kwargs):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary name, then renames it: a crash mid-write never
+    """Checkpoint I/O that writes atomically and reads with the weights-only loader.
+
+    Writes each checkpoint to a temporary name, then renames it: a crash mid-write never
     leaves a truncated ``last.ckpt``. Reads (``trainer.fit(ckpt_path=…)``) go through the
     weights-only loader of :mod:`fastap_lab.checkpoints`, so resuming never runs code from a
-    checkpoint; ``allow_unsafe=True`` falls back to full unpickling for trusted files only."""
+    checkpoint; ``allow_unsafe=True`` falls back to full unpickling for trusted files only.
+    """
 
     def __init__(self, allow_unsafe: bool = False) -> None:
         super().__init__()
         self.allow_unsafe = allow_unsafe
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        """Read a checkpoint with the project's safe loader (unless unsafe loading was allowed)."""
         if not self.allow_unsafe:
             return load_checkpoint(path, field="ckpt_path")
         unsafe_path = resolve_checkpoint_path(path, "ckpt_path")
         return super().load_checkpoint(unsafe_path, map_location, weights_only=False)
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        """Write the checkpoint to a temporary name, then rename it into place."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
         super().save_checkpoint(checkpoint, tmp, storage_options)
@@ -58,6 +66,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def build_datamodule(cfg: DictConfig):
+    """The LightningDataModule of ``cfg.data``."""
     return instantiate(cfg.data, _convert_="all")
 
 
@@ -76,8 +85,11 @@ def build_module(cfg: DictConfig):
 
 
 def trainer_config(cfg: DictConfig) -> DictConfig:
-    """``cfg.trainer``, with ``sync_batchnorm`` switched off (and a warning) on a CPU run:
-    torch's SyncBatchNorm needs CUDA, so ``trainer=ddp`` with gloo on CPU would fail."""
+    """The trainer config, with ``sync_batchnorm`` switched off on a CPU run.
+
+    ``cfg.trainer``, with ``sync_batchnorm`` switched off (and a warning) on a CPU run:
+    torch's SyncBatchNorm needs CUDA, so ``trainer=ddp`` with gloo on CPU would fail.
+    """
     trainer = cfg.trainer
     accelerator = trainer.get("accelerator", "auto")
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
@@ -88,6 +100,7 @@ def trainer_config(cfg: DictConfig) -> DictConfig:
 
 
 def build_trainer(cfg: DictConfig, callbacks: list | None = None) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the configured callbacks, loggers and ``callbacks``."""
     configured = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     return instantiate(

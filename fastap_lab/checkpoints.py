@@ -83,6 +83,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 def checkpoint_stage(checkpoint: dict) -> str | None:
+    """The stage (``simsiam`` / ``fastap``) a checkpoint was trained by, or None."""
     return (checkpoint.get(CHECKPOINT_KEY) or {}).get("stage")
 
 

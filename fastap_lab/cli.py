@@ -29,9 +29,12 @@ log = logging.getLogger(__name__)
 
 
 def find_user_error(exc: BaseException) -> BaseException | None:
-    """The FastapLabError (or config / file-system error) behind ``exc``, following Hydra's
+    """The user error behind ``exc``, unwrapped from Hydra's and OmegaConf's errors.
+
+    The FastapLabError (or config / file-system error) behind ``exc``, following Hydra's
     and OmegaConf's wrapping; our own error wins over the wrapper that carries it (a resolver's
-    ConfigError inside OmegaConf's InterpolationResolutionError)."""
+    ConfigError inside OmegaConf's InterpolationResolutionError).
+    """
     seen: set[int] = set()
     found: list[BaseException] = []
     current: BaseException | None = exc
@@ -47,6 +50,7 @@ def find_user_error(exc: BaseException) -> BaseException | None:
 
 
 def one_line(exc: BaseException) -> str:
+    """``exc`` on one line: its message (type-prefixed unless ours), or a file-system error's fix."""
     if isinstance(exc, OSError) and exc.errno in FILE_SYSTEM_ERRNOS:
         return (
             f"{exc.filename}: {exc.strerror} (cannot write or read there); make the folder"

@@ -51,6 +51,7 @@ def evaluated(run: Run) -> Evaluation:
 
 
 def diff_csv(diffs: list[facts.QueryDiff], k: str) -> str:
+    """diff.csv: one row per query with its AP, precision@K and top-K positives in both runs."""
     rows = [
         (
             d.frame,
@@ -69,6 +70,7 @@ def diff_csv(diffs: list[facts.QueryDiff], k: str) -> str:
 
 
 def diff_markdown(a: Evaluation, b: Evaluation, diffs, k: str, threshold: float) -> str:
+    """diff.md: improved / degraded / unchanged counts, then the 10 largest changes each way."""
     counts = facts.diff_counts(diffs, threshold)
     lines = [
         "# Per-query comparison: B vs A",
@@ -122,6 +124,7 @@ def compare(run_a: Path, run_b: Path, out: Path | None = None, threshold: float 
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point: ``python -m fastap_lab.compare RUN_A RUN_B``."""
     p = argparse.ArgumentParser(
         prog="python -m fastap_lab.compare", description=__doc__.split("\n\n")[1]
     )

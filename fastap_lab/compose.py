@@ -1,4 +1,6 @@
-"""The one place that composes a config from ``conf/`` outside an entry point's ``@hydra.main``
+"""Config composition from ``conf/`` outside an entry point's ``@hydra.main``.
+
+The one place that composes a config from ``conf/`` outside an entry point's ``@hydra.main``
 (evaluation after training, re-building a model from defaults, reports, benchmarks).
 
 Inside a running Hydra app (``GlobalHydra`` initialised) ``compose`` uses that app's search

@@ -14,8 +14,11 @@ def linear_lr(base_lr: float, batch_size: int, reference_batch: int = 256) -> fl
 
 
 def wandb_offline() -> bool:
-    """W&B runs offline unless credentials exist (WANDB_API_KEY or a netrc entry) and
-    WANDB_MODE is not 'offline'/'disabled': never wait on a network that is not there."""
+    """Whether W&B runs offline: yes unless credentials exist and WANDB_MODE allows it.
+
+    W&B runs offline unless credentials exist (WANDB_API_KEY or a netrc entry) and
+    WANDB_MODE is not 'offline'/'disabled': never wait on a network that is not there.
+    """
     mode = os.environ.get("WANDB_MODE", "")
     if mode in ("offline", "disabled", "dryrun"):
         return True
@@ -55,6 +58,7 @@ def latest_checkpoint(experiment_name: str, outputs: str = "outputs") -> str:
 
 
 def register_resolvers() -> None:
+    """Register the project's OmegaConf resolvers (``linear_lr``, ``wandb_offline``, ...)."""
     OmegaConf.register_new_resolver("linear_lr", linear_lr, replace=True)
     OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
     OmegaConf.register_new_resolver("latest_checkpoint", latest_checkpoint, replace=True)

@@ -59,8 +59,11 @@ def model_kind(cfg: DictConfig) -> str:
 
 
 def data_settings(cfg: DictConfig, run_config: dict | None, overrides) -> DataSettings:
-    """The checkpoint run's data config, with the frames and the data.* keys this command
-    gives (see fastap_lab/evaluation/data_settings.py); the cache folder is this machine's."""
+    """The data settings of an evaluation: the checkpoint run's, with this command's keys.
+
+    The checkpoint run's data config, with the frames and the data.* keys this command
+    gives (see fastap_lab/evaluation/data_settings.py); the cache folder is this machine's.
+    """
 
     def training_default() -> dict:
         train_cfg = compose_config(
@@ -80,6 +83,7 @@ def data_settings(cfg: DictConfig, run_config: dict | None, overrides) -> DataSe
 
 
 def baseline_embedder(cfg: DictConfig, kind: str, data: dict, frames) -> Embedder:
+    """The embedder of ``baseline=pixels`` or ``baseline=untrained``."""
     device = pick_device(cfg.eval.device)
     if kind == "pixels":
         return pixels_embedder(frames.images, cfg.baseline.get("size"), device)
@@ -242,6 +246,7 @@ def _log_summary(record: dict, out: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> dict:
+    """Entry point (Hydra): run :func:`evaluate`, user errors as one ``error:`` line."""
     return run_task(evaluate, cfg, list(HydraConfig.get().overrides.task))
 
 
@@ -250,6 +255,7 @@ RENAMED = {"model=pixels": "baseline=pixels", "model=untrained": "baseline=untra
 
 
 def refuse_renamed(argv: list[str]) -> None:
+    """Exit with one ``error:`` line when ``argv`` uses an old baseline word."""
     for arg in argv:
         if arg in RENAMED:
             print(f"error: {arg} is now {RENAMED[arg]} (a baseline is an evaluation choice,"

@@ -70,8 +70,11 @@ def output_dir(cfg: DictConfig, run_dir: Path | None) -> Path:
 
 
 def write_outputs(out: Path, sequence, trace, record: dict) -> None:
-    """trace.csv, gated_frames.csv, gate.json, trace.png (each atomically; gate.json last but
-    one, so a folder with gate.json has its tables)."""
+    """Write a gate folder's files, each atomically.
+
+    trace.csv, gated_frames.csv, gate.json, trace.png (each atomically; gate.json last but
+    one, so a folder with gate.json has its tables).
+    """
     columns = {"frame": sequence.keys, "time": sequence.times, "score": sequence.scores,
                "smoothed": trace.smoothed, "gated": trace.gated.astype(int)}  # fmt: skip
     truth = {}
@@ -136,6 +139,7 @@ def _log_summary(record: dict, out: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="gate")
 def main(cfg: DictConfig) -> dict:
+    """Entry point (Hydra): run :func:`gate`, user errors as one ``error:`` line."""
     return run_task(gate, cfg)
 
 

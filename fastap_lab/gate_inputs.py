@@ -1,6 +1,8 @@
-"""Glue of ``python -m fastap_lab.gate``: config -> a :class:`~fastap_lab.gating.sequence.
-GatedSequence` — read the frames (in memory, or a video streamed in chunks), the reference and
-the checkpoint, score with the chosen method (:mod:`fastap_lab.gating`)."""
+"""Glue of ``python -m fastap_lab.gate``: from the config to a scored sequence.
+
+Config -> a :class:`~fastap_lab.gating.sequence.GatedSequence`: read the frames (in memory, or a video streamed in chunks), the reference and
+the checkpoint, score with the chosen method (:mod:`fastap_lab.gating`).
+"""
 
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ def checkpoint_run(cfg: DictConfig) -> tuple[Path | None, Path | None]:
 
 
 def embedder_for(cfg: DictConfig, values: dict, checkpoint: Path | None):
+    """The embedder of ``checkpoint`` on the configured device (None without a checkpoint)."""
     from fastap_lab.embedders import checkpoint_embedder
     from fastap_lab.evaluation.embed import pick_device
 
@@ -65,8 +68,11 @@ def embedder_for(cfg: DictConfig, values: dict, checkpoint: Path | None):
 
 @dataclass
 class LoadedSequence:
-    """Frames read into memory with their times and the reference: what every method scores
-    (kept, so a comparison by another method does not read the frames again)."""
+    """Frames read into memory with their times and the reference.
+
+    Frames read into memory with their times and the reference: what every method scores
+    (kept, so a comparison by another method does not read the frames again).
+    """
 
     frames: FrameSet
     is_video: bool
@@ -77,8 +83,11 @@ class LoadedSequence:
 
 
 def gather_sequence(cfg: DictConfig, values: dict):
-    """(the scored sequence, the checkpoint's run folder or None, the positive label, the
-    frames in memory — None for a streamed video)."""
+    """Read and score the sequence a gate runs on.
+
+    (the scored sequence, the checkpoint's run folder or None, the positive label, the
+    frames in memory — None for a streamed video).
+    """
     checkpoint, run_dir = checkpoint_run(cfg)
     embedder = embedder_for(cfg, values, checkpoint)
     data, loaded = cfg.data, None
@@ -149,8 +158,11 @@ def positive_label(sequence: GatedSequence, values: dict) -> int:
 
 
 def fill_reference_truth(sequence: GatedSequence, reference, values: dict) -> None:
-    """The reference's label and displacement in gate.json (scoring only): a frame's own; for an
-    image, the mean displacement of the frames with the positive label."""
+    """Fill in the reference's label and displacement for gate.json.
+
+    The reference's label and displacement in gate.json (scoring only): a frame's own; for an
+    image, the mean displacement of the frames with the positive label.
+    """
     if sequence.displacement is None:
         return
     if isinstance(reference, int):
@@ -171,9 +183,12 @@ def surrogate_baseline(
     cfg: DictConfig, values: dict, loaded: LoadedSequence | None, positive: int,
     this_f1: float | None,
 ) -> dict | None:  # fmt: skip
-    """The same gate by the ``surrogate`` method, for comparison (like evaluate's raw-pixel
+    """The same gate by the ``surrogate`` method, for comparison, or None.
+
+    The same gate by the ``surrogate`` method, for comparison (like evaluate's raw-pixel
     guard): precision / recall / F1 and |r|, or None when it cannot be judged (no labels, the
-    surrogate method itself, a streamed video, or ``gate.compare_surrogate=false``)."""
+    surrogate method itself, a streamed video, or ``gate.compare_surrogate=false``).
+    """
     from fastap_lab.gating.sequence import summarise
 
     if (values["method"] == "surrogate" or not values["compare_surrogate"] or this_f1 is None

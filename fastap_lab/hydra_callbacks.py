@@ -15,9 +15,11 @@ class FreshRunFolder(Callback):
     """Refuses a run / sweep folder that already holds files: one line, exit code 2."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        """Refuse a run folder that already holds files (exit code 2)."""
         self._check(Path(str(config.hydra.run.dir)), "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        """Refuse a sweep folder that already holds files (exit code 2)."""
         self._check(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
 
     @staticmethod

@@ -36,14 +36,17 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
 
 
 def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically; returns the path."""
     return write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def write_npy(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` as a .npy file to ``path`` atomically; returns the path."""
     return atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
 
 

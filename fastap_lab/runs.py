@@ -37,6 +37,7 @@ def mark_finished(run_dir: str | Path, epochs: int, max_epochs: int | None) -> P
 
 
 def is_finished(run_dir: str | Path) -> bool:
+    """Whether the run in ``run_dir`` ended (it carries the FINISHED marker)."""
     return (Path(run_dir) / FINISHED).is_file()
 
 
@@ -52,8 +53,10 @@ def finished_record(run_dir: str | Path) -> dict | None:
 
 
 def fresh_folder_problem(folder: Path, key: str) -> str | None:
-    """Why ``folder`` cannot be a new run folder (it holds files, or cannot be created); None
-    when it can. Creates it (empty) when missing, so a read-only parent shows up here."""
+    """Why ``folder`` cannot be a new run folder, or None when it can.
+
+    It cannot when it holds files or cannot be created. Creates it (empty) when missing, so a read-only parent shows up here.
+    """
     if folder.exists() and not folder.is_dir():
         return f"{key}={folder}: a file, not a folder; give a new folder (or leave {key} unset)"
     if folder.is_dir() and any(folder.iterdir()):
@@ -81,10 +84,13 @@ def is_first_process() -> bool:
 
 
 def read_epochs(run: str | Path, require: str | None = "train/loss") -> list[dict]:
-    """One dict per epoch (``epoch`` + every logged value, float) from a run's ``metrics.csv``
+    """One dict per epoch from a run's metrics.csv.
+
+    One dict per epoch (``epoch`` + every logged value, float) from a run's ``metrics.csv``
     (``run``: the run folder or the file). Lightning writes a row per logging step and leaves the
     other columns empty: rows of one epoch are merged, empty cells dropped. Only epochs that have
-    ``require`` (None: all) are returned, in epoch order; no file: []."""
+    ``require`` (None: all) are returned, in epoch order; no file: [].
+    """
     path = Path(run)
     path = path / METRICS_CSV if path.is_dir() else path
     if not path.is_file():

@@ -66,6 +66,7 @@ def settings_from(cfg: DictConfig) -> SurrogateSettings:
 
 
 def check_low_frame(settings: SurrogateSettings, num_frames: int) -> None:
+    """Raise ConfigError unless ``surrogate.low_frame`` is None or a frame index."""
     low = settings.low_frame
     if low is not None and (isinstance(low, bool) or not isinstance(low, int)
                             or not 0 <= low < num_frames):  # fmt: skip
@@ -128,6 +129,7 @@ def frame_keys(frames, is_video: bool) -> list[str]:
 
 
 def surrogate_csv(keys: list[str], times: np.ndarray, values: np.ndarray) -> str:
+    """surrogate.csv text: frame, time and surrogate value per frame."""
     rows = ["frame,time,surrogate"]
     rows += [f"{k},{t:.6f},{v:.6f}" for k, t, v in zip(keys, times, values, strict=True)]
     return "\n".join(rows) + "\n"
@@ -158,6 +160,7 @@ def compute(cfg: DictConfig, settings: SurrogateSettings, frames, times: torch.T
 
 
 def check_band(settings: SurrogateSettings, fps: float, notes: list) -> None:
+    """Raise ConfigError when ``surrogate.band`` lies above the frames' Nyquist frequency."""
     nyquist = fps / 2
     if settings.band[0] >= nyquist:
         raise ConfigError(
@@ -169,6 +172,7 @@ def check_band(settings: SurrogateSettings, fps: float, notes: list) -> None:
 
 
 def record_of(cfg, frames, result, method, times_source, displacement, notes, seconds) -> dict:
+    """surrogate.json: method, settings, the chosen component and every candidate's scores."""
     candidates = [
         {"component": k, "band_share": float(result.band_shares[k]),
          "smoothness": float(result.smoothness[k]), "score": float(result.scores[k]),
@@ -244,6 +248,7 @@ def _log_summary(record: dict, out: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="surrogate")
 def main(cfg: DictConfig) -> dict:
+    """Entry point (Hydra): run :func:`surrogate`, user errors as one ``error:`` line."""
     return run_task(surrogate, cfg)
 
 

@@ -32,6 +32,7 @@ SUMMARY_NAME = "sweep_summary"
 
 
 def read_json(path: Path) -> dict:
+    """The JSON in ``path``, or an empty dict when the file is absent."""
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -99,6 +100,7 @@ def columns_of(rows: list[dict]) -> list[str]:
 
 
 def format_cell(value: Any) -> str:
+    """A summary table cell: empty for None, 4 decimals for a float."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -107,6 +109,7 @@ def format_cell(value: Any) -> str:
 
 
 def summary_csv(rows: list[dict]) -> str:
+    """sweep_summary.csv text of ``rows``."""
     buffer = text_io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns_of(rows), lineterminator="\n")
     writer.writeheader()
@@ -115,6 +118,7 @@ def summary_csv(rows: list[dict]) -> str:
 
 
 def summary_markdown(rows: list[dict], sweep_dir: Path, maximize: bool) -> str:
+    """sweep_summary.md: one row per job, in the order of ``rows``, failures counted."""
     columns = [c for c in columns_of(rows) if c != "run"] + ["run"]
     direction = "highest" if maximize else "lowest"
     metric = next((r["optimized_metric"] for r in rows if r["optimized_metric"]), "?")
@@ -165,6 +169,7 @@ class SweepSummary(Callback):
         self.maximize = bool(maximize)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Write the sweep summary once every job has ended."""
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
             rows = write_summary(sweep_dir, self.maximize)

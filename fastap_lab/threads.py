@@ -14,8 +14,10 @@ import torch
 
 
 def map_blocks(function, blocks: list, device: torch.device) -> list:
-    """``[function(b) for b in blocks]``; on the CPU on ``torch.get_num_threads()`` worker
-    threads, each running torch single-threaded (inside a worker, nested calls run inline).
+    """``[function(b) for b in blocks]``, on worker threads on the CPU.
+
+    On the CPU on ``torch.get_num_threads()`` worker threads, each running torch
+    single-threaded (inside a worker, nested calls run inline).
 
     Why not torch's own intra-op threads: a block's work is dozens of memory-bound ops, and
     each OpenMP region ends in a barrier that waits for its slowest thread; on a shared
@@ -45,7 +47,7 @@ def block_workers(num_blocks: int) -> int:
 
 @contextmanager
 def one_torch_thread():
-    """torch on one intra-op thread in this thread for the duration, then as before."""
+    """Torch on one intra-op thread in this thread for the duration, then as before."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -48,8 +48,11 @@ def require_complete(cfg: DictConfig) -> None:
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Fit ``cfg.model`` on ``cfg.data``, evaluate the final checkpoint (``eval_after_train``)
-    and return the value of ``cfg.optimized_metric`` (see :func:`optimized_value`)."""
+    """Train, evaluate the final checkpoint and return the optimized metric.
+
+    Fit ``cfg.model`` on ``cfg.data``, evaluate the final checkpoint (``eval_after_train``)
+    and return the value of ``cfg.optimized_metric`` (see :func:`optimized_value`).
+    """
     require_complete(cfg)
     check_train_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
@@ -97,8 +100,11 @@ def evaluation_config(cfg: DictConfig, checkpoint: Path) -> DictConfig:
 
 
 def evaluate_after_training(cfg: DictConfig, trainer: L.Trainer) -> dict | None:
-    """Evaluate ``checkpoints/last.ckpt`` into ``<run>/inference/`` (rank 0 only); the record of
-    metrics.json, or None when switched off or when no checkpoint was written."""
+    """Evaluate the run's last checkpoint into ``<run>/inference/``.
+
+    Evaluate ``checkpoints/last.ckpt`` into ``<run>/inference/`` (rank 0 only); the record of
+    metrics.json, or None when switched off or when no checkpoint was written.
+    """
     if not cfg.get("eval_after_train", True) or not trainer.is_global_zero:
         return None
     checkpoint = Path(cfg.paths.checkpoint_dir) / "last.ckpt"
@@ -119,11 +125,14 @@ def evaluate_after_training(cfg: DictConfig, trainer: L.Trainer) -> dict | None:
 def optimized_value(
     cfg: DictConfig, trainer: L.Trainer, record: dict | None, run_dir: Path
 ) -> float | None:
-    """``cfg.optimized_metric`` from the metrics logged in training (e.g. ``val/mAP`` of the
+    """The value of ``cfg.optimized_metric`` after training, or None.
+
+    ``cfg.optimized_metric`` from the metrics logged in training (e.g. ``val/mAP`` of the
     last epoch, ``train/loss``) or from the post-train evaluation (``inference/mAP``,
     ``inference/precision@10``, …). Falls back to ``inference/mAP``; None when neither exists
     (no labels) or it is not finite — Hydra's Optuna sweeper then marks the trial failed (it
-    cannot take NaN). Written to ``<run>/result.json``."""
+    cannot take NaN). Written to ``<run>/result.json``.
+    """
     name = str(cfg.get("optimized_metric") or "val/mAP")
     available = {key: float(value) for key, value in trainer.callback_metrics.items()}
     metrics = (record or {}).get("metrics") or {}
@@ -147,6 +156,7 @@ def _finite_or_none(value: float | None) -> float | None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    """Entry point (Hydra): run :func:`train`, user errors as one ``error:`` line."""
     return run_task(train, cfg)
 
 

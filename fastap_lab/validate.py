@@ -34,6 +34,7 @@ def check_at_least(field: str, value, low: float, *, strict: bool, hint: str) ->
 
 
 def check_optimizer(optimizer: DictConfig | None) -> None:
+    """Raise ConfigError for an optimizer LR, weight decay or momentum out of range."""
     if not optimizer:
         return
     check_at_least("optimizer.lr", optimizer.get("lr"), 0, strict=True, hint="e.g. 0.05 (SGD)")
@@ -43,6 +44,7 @@ def check_optimizer(optimizer: DictConfig | None) -> None:
 
 
 def check_trainer(trainer: DictConfig) -> None:
+    """Raise ConfigError for a trainer setting out of range (max_epochs, ...)."""
     epochs = trainer.get("max_epochs")
     if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool)):
         raise ConfigError(f"trainer.max_epochs={epochs!r}: must be an integer >= 1, e.g. 10")
@@ -80,8 +82,11 @@ STAGE_LOSSES = {
 
 
 def check_model_and_loss(model: DictConfig | None, loss: DictConfig | None) -> None:
-    """A stage's model with another stage's loss (e.g. ``model=fastap`` alone keeps the default
-    ``loss=simsiam``) is one line naming the fix, not an error deep inside the module."""
+    """Raise ConfigError when a stage's model comes with another stage's loss.
+
+    A stage's model with another stage's loss (e.g. ``model=fastap`` alone keeps the default
+    ``loss=simsiam``) is one line naming the fix, not an error deep inside the module.
+    """
     if model is None or loss is None or model.get("_target_") not in STAGE_LOSSES:
         return
     stage, expected = STAGE_LOSSES[model._target_]

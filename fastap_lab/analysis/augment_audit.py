@@ -75,6 +75,7 @@ class AuditRow:
     safe: bool
 
     def as_dict(self) -> dict:
+        """The row as a plain dict (for audit.json / audit.csv)."""
         return asdict(self)
 
 
@@ -83,8 +84,11 @@ PROBABILITIES = ("hflip", "blur", "remap", "erase")
 
 
 def single_op_kwargs(preset: Mapping, op: str) -> dict | None:
-    """FrameAugment kwargs with only ``op`` on, as ``preset`` sets it and firing on every frame;
-    None if the preset has the op off."""
+    """FrameAugment kwargs that switch on ``op`` alone, on every frame.
+
+    FrameAugment kwargs with only ``op`` on, as ``preset`` sets it and firing on every frame;
+    None if the preset has the op off.
+    """
     chosen = {name: preset[name] for name in OPS[op] if name in preset}
     off = {k: v for k, v in IDENTITY.items() if k in OPS[op]}
     if all(_same(chosen.get(k, v), v) for k, v in off.items()):
@@ -155,7 +159,10 @@ def audit_augmentations(
             evaluation :class:`~fastap_lab.evaluation.embed.Embedder`'s ``embed``. Augmented
             frames are rounded back to uint8 for it (an error of at most 1/510 per pixel).
         preset: FrameAugment keyword arguments (an ``augment`` config without ``_target_``).
+        extreme_fraction: share of frames at each end of ``phase`` taken as the two breathing
+            extremes (their median distance is what an op's distance is compared with).
         repeats: random draws of each op per frame (their distances are pooled).
+        seed: seed of the ops' random draws.
 
     Returns:
         One :class:`AuditRow` per op that is on in ``preset``, in :data:`OPS` order.

@@ -65,8 +65,11 @@ def plot_projection(runs: list[RunEmbeddings], only_evaluated: bool = False):
 
 
 def plot_query_review(run: RunEmbeddings, review: QueryReview, context_rows: int = 5):
-    """Top row: the query and its top-K. Below: for the first ``context_rows`` hits, the frames
-    around the hit in time (hit in the middle), titled with time, score and label."""
+    """Figure of a query, its top-K hits and the frames around the first hits.
+
+    Top row: the query and its top-K. Below: for the first ``context_rows`` hits, the frames
+    around the hit in time (hit in the middle), titled with time, score and label.
+    """
     plt, frames = _pyplot(), run.frames()
     hits = review.hits[:context_rows]
     width = max(1 + len(review.hits), max((len(h.context) for h in hits), default=1))

@@ -35,8 +35,11 @@ class Hit:
 
 @dataclass
 class QueryReview:
-    """A query (:class:`fastap_lab.data.queries.Query`) and its top-K hits in ``gallery``
-    (``evaluated``: the metrics' frames, or ``all``)."""
+    """A query and its top-K hits in the gallery.
+
+    A query (:class:`fastap_lab.data.queries.Query`) and its top-K hits in ``gallery``
+    (``evaluated``: the metrics' frames, or ``all``).
+    """
 
     query: Query
     gallery: str
@@ -45,18 +48,22 @@ class QueryReview:
 
     @property
     def name(self) -> str:
+        """The query's name (a frame name or the external image's file name)."""
         return self.query.name
 
     @property
     def image(self) -> torch.Tensor:
+        """The query image, uint8 [C, H, W]."""
         return self.query.image
 
     @property
     def label(self) -> int | None:
+        """The query's label, or None when it has none."""
         return self.query.label
 
     @property
     def frame_index(self) -> int | None:
+        """The query's frame index in the sequence, or None for an external image."""
         return self.query.frame_index
 
 

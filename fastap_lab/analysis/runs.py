@@ -43,10 +43,12 @@ class RunEmbeddings:
 
     @property
     def metrics(self) -> dict:
+        """The run's mean evaluation metrics (metrics.json's ``metrics``; empty when absent)."""
         return self.evaluation.metrics.get("metrics") or {}
 
     @property
     def exclusion_window(self) -> float:
+        """The temporal exclusion window the evaluation used (0.0 when absent)."""
         return float(self.evaluation.metrics.get("exclusion_window") or 0.0)
 
     def frames(self) -> FrameSet:

@@ -8,12 +8,14 @@ import fastap_lab.bench as bench_pkg
 
 
 def available() -> list[str]:
+    """The benchmark names: modules of :mod:`fastap_lab.bench` not starting with ``_``."""
     return sorted(
         m.name for m in pkgutil.iter_modules(bench_pkg.__path__) if not m.name.startswith("_")
     )
 
 
 def main(argv: list[str]) -> int:
+    """Run ``python -m fastap_lab.bench NAME [ARGS...]``; returns the exit code."""
     names = available()
     if not argv or argv[0] not in names:
         print(

@@ -31,16 +31,21 @@ STAGE_OVERRIDES = {
 
 
 def scratch_dir(prefix: str) -> str:
-    """A new temporary folder, removed when the process exits: benchmark runs write
-    checkpoints of ~100 MB each, and left behind they fill the disk."""
+    """A new temporary folder, removed when the process exits.
+
+    Benchmark runs write checkpoints of ~100 MB each, and left behind they fill the disk.
+    """
     path = tempfile.mkdtemp(prefix=prefix)
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
 
 
 def compose_config(overrides: list[str], output_dir: str | None = None) -> DictConfig:
-    """``conf/train.yaml`` composed with ``overrides``; run outputs go to a scratch folder
-    (removed at exit) unless ``output_dir`` is given."""
+    """The training config composed with ``overrides``, writing into a scratch folder.
+
+    ``conf/train.yaml`` composed with ``overrides``; run outputs go to a scratch folder
+    (removed at exit) unless ``output_dir`` is given.
+    """
     output_dir = output_dir or scratch_dir("fastap_lab_bench_")
     return compose.compose_config("train", [f"paths.output_dir={output_dir}", *overrides])
 
@@ -95,8 +100,11 @@ def synchronize(device: torch.device) -> None:
 
 
 def plain_loss(module, batch: dict, device: torch.device) -> torch.Tensor:
-    """The stage's training loss (``module.compute_loss``, the code ``training_step`` runs) in
-    a plain loop: the batch moved by hand, no logging, no Lightning hooks, one process."""
+    """The stage's training loss in a plain loop, without Lightning.
+
+    The stage's training loss (``module.compute_loss``, the code ``training_step`` runs) in
+    a plain loop: the batch moved by hand, no logging, no Lightning hooks, one process.
+    """
     on_device = {
         k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
     }

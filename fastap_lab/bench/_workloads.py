@@ -1,5 +1,7 @@
-"""Synthetic retrieval workloads for the ranking benchmark: the users' breathing sequence
-(binary hold labels, dense relevance) and clustered embeddings (C classes, sparse for large C).
+"""Synthetic retrieval workloads for the ranking benchmark.
+
+The users' breathing sequence (binary hold labels, dense relevance) and clustered embeddings
+(C classes, sparse for large C).
 
 Not a benchmark itself (the leading underscore keeps it out of ``python -m fastap_lab.bench``).
 """
@@ -15,8 +17,11 @@ BREATHING_NOISE = 0.3  # per-dimension noise vs the unit-scale smooth embedding
 
 
 def workload(classes: int, num_items: int, dim: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """[N, D] float32 embeddings and [N] long labels: the breathing sequence for 2 classes,
-    clustered embeddings otherwise."""
+    """Embeddings and labels of a workload with ``classes`` classes.
+
+    [N, D] float32 embeddings and [N] long labels: the breathing sequence for 2 classes,
+    clustered embeddings otherwise.
+    """
     if classes == 2:
         return breathing_embeddings(num_items, dim, seed)
     return clustered_embeddings(num_items, dim, classes, seed)

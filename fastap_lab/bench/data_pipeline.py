@@ -84,6 +84,7 @@ def step_seconds(module, datamodule, cfg, device, steps: int) -> float:
 
 
 def bench_stage(stage: str, args: argparse.Namespace) -> list[dict]:
+    """Time decoding, augmentation and training steps of one stage; one row per round."""
     cfg = compose_config([*STAGE_OVERRIDES[stage], *args.overrides])
     L.seed_everything(cfg.seed, verbose=False)
     datamodule, module = build_datamodule(cfg), build_module(cfg)
@@ -114,6 +115,7 @@ HEADER = (
 
 
 def format_row(row: dict) -> str:
+    """One printed table row of :func:`bench_stage`."""
     views_per_s = row["augment_bps"] * 2 * row["batch_size"]
     headroom = row["pipeline_bps"] / row["step_ps"]
     return (
@@ -124,6 +126,7 @@ def format_row(row: dict) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The benchmark's command-line options."""
     parser = stage_parser("data_pipeline")
     parser.add_argument("--batches", type=int, default=20, help="pipeline batches timed")
     parser.add_argument("--steps", type=int, default=5, help="training steps timed")
@@ -131,6 +134,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
+    """Run the data-pipeline benchmark; returns the exit code."""
     args = parse_args(argv)
     start_benchmark(args)
     print(

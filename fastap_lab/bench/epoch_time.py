@@ -34,6 +34,7 @@ def epoch_times(run: Path) -> list[float]:
 
 
 def newest_run(outputs: Path, experiment: str) -> Path | None:
+    """The newest run folder of ``experiment`` under ``outputs`` (one with metrics.csv), or None."""
     runs = sorted(p.parent for p in outputs.glob(f"{experiment}/*/metrics.csv"))
     return runs[-1] if runs else None
 
@@ -62,10 +63,12 @@ def train(experiment: str, epochs: int, workdir: Path, overrides: list[str]) -> 
 
 
 def full_epochs(experiment: str) -> int:
+    """The experiment's configured ``trainer.max_epochs``."""
     return int(compose_config([f"+experiment={experiment}"]).trainer.max_epochs)
 
 
 def measure_row(experiment: str, wall: float, run: Path) -> str:
+    """Table row of a measured run: steady epoch time, overhead, the full run extrapolated."""
     times = epoch_times(run)
     steady = statistics.mean(times[1:] if len(times) > 1 else times)
     overhead = wall - sum(times)
@@ -79,6 +82,7 @@ def measure_row(experiment: str, wall: float, run: Path) -> str:
 
 
 def reference_row(experiment: str, outputs: Path) -> str:
+    """Table row of the newest real run of ``experiment`` under ``outputs``."""
     run = newest_run(outputs, experiment)
     if run is None:
         return f"{experiment:>12}  no run under {outputs}/{experiment}/"
@@ -93,6 +97,7 @@ def reference_row(experiment: str, outputs: Path) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The benchmark's command-line options."""
     parser = argparse.ArgumentParser(prog="python -m fastap_lab.bench epoch_time")
     parser.add_argument("--experiments", nargs="+", default=["simsiam100", "fastap10"])
     parser.add_argument("--epochs", type=int, default=2, help="epochs run per experiment")
@@ -105,6 +110,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
+    """Run the epoch-time benchmark; returns the exit code."""
     args = parse_args(argv)
     workdir = Path(args.workdir or scratch_dir("fastap_lab_epochs_"))
     print(machine_line())

@@ -55,13 +55,17 @@ def loss_function(implementation: str, bins: int):
 
 
 def synchronize(device: str) -> None:
+    """Wait for the CUDA device's queued work (nothing to wait for on the CPU)."""
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
 
 
 def measure(implementation: str, n: int, bins: int, dim: int, repeats: int, device: str) -> dict:
-    """Min / median / max forward+backward ms over ``repeats`` after one warm-up, and the
-    peak MB of the run."""
+    """Forward + backward times and peak memory of one FastAP implementation.
+
+    Min / median / max forward+backward ms over ``repeats`` after one warm-up, and the
+    peak MB of the run.
+    """
     embeddings, labels = make_inputs(n, dim, device, torch.float32)
     loss_fn = loss_function(implementation, bins)
     if device.startswith("cuda"):
@@ -119,10 +123,12 @@ def run_child(args: argparse.Namespace, task: str, n: int, bins: int, threads: i
 
 
 def pml_estimate_gb(n: int, bins: int, itemsize: int) -> float:
+    """Estimated peak GiB of pytorch-metric-learning's dense FastAP at ``n`` items."""
     return PML_DENSE_TENSORS_AT_PEAK * n * n * (bins + 1) * itemsize / 2**30
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The benchmark's command-line options."""
     parser = argparse.ArgumentParser(prog="python -m fastap_lab.bench fastap_loss")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 2048, 4096])
     parser.add_argument("--bins", type=int, nargs="+", default=[10, 100])
@@ -142,6 +148,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
+    """Run the FastAP loss benchmark (or one measurement, as a child); returns the exit code."""
     args = parse_args(argv)
     if args.child:
         if args.threads[0] > 0:
@@ -172,6 +179,7 @@ def _spread(run: dict) -> str:
 
 
 def format_row(args: argparse.Namespace, n: int, bins: int, threads: int) -> str:
+    """One table row: ours against pytorch-metric-learning at ``n`` items, ``bins`` bins."""
     load = os.getloadavg()[0]
     ours = run_child(args, "ours", n, bins, threads)
     if "error" in ours:

@@ -57,8 +57,11 @@ from fastap_lab.retrieval.search import evaluate_all_vs_all
 
 
 def timed(function, *args, repeats: int = 1, **kwargs):
-    """(result, best wall seconds over ``repeats`` runs): the best run is the least disturbed
-    by other load on a shared machine."""
+    """Run ``function`` ``repeats`` times; its result and the best wall time.
+
+    (result, best wall seconds over ``repeats`` runs): the best run is the least disturbed
+    by other load on a shared machine.
+    """
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -68,6 +71,7 @@ def timed(function, *args, repeats: int = 1, **kwargs):
 
 
 def run_ours(embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-query AP by our all-vs-all evaluation."""
     return evaluate_all_vs_all(embeddings, labels, ks=(10,))["ap"]
 
 
@@ -83,6 +87,7 @@ def off_diagonal_scores(embeddings: torch.Tensor, labels: torch.Tensor):
 
 
 def run_torchmetrics(embeddings: torch.Tensor, labels: torch.Tensor) -> float:
+    """The mAP of torchmetrics' RetrievalMAP (and its precision@10) on the same scores."""
     scores, targets, query_ids = off_diagonal_scores(embeddings, labels)
     average_precision = RetrievalMAP(empty_target_action="skip")(scores, targets, indexes=query_ids)
     RetrievalPrecision(top_k=10, empty_target_action="skip")(scores, targets, indexes=query_ids)
@@ -90,6 +95,7 @@ def run_torchmetrics(embeddings: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def run_sklearn(embeddings: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """Per-query AP by scikit-learn's ``average_precision_score``."""
     from sklearn.metrics import average_precision_score
 
     unit = F.normalize(embeddings.double(), dim=1)
@@ -107,16 +113,19 @@ def run_sklearn(embeddings: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
 
 
 def run_sort_floor(embeddings: torch.Tensor, sort=torch.sort, rows_per_chunk: int = 1024) -> None:
+    """Only the similarity products and row sorts: the floor any ranking evaluation pays."""
     unit = F.normalize(embeddings, dim=1)
     for start in range(0, len(unit), rows_per_chunk):
         sort(unit[start : start + rows_per_chunk] @ unit.T)
 
 
 def torch_sort(scores: torch.Tensor):
+    """Torch's descending row sort (the sort floor's reference)."""
     return torch.sort(scores, dim=1, descending=True)
 
 
 def benchmark_size(classes: int, num_items: int, args, torchmetrics_runs: dict) -> None:
+    """Time and compare every implementation at one size; prints a table row."""
     embeddings, labels = workload(classes, num_items, args.dim)
     ours_ap, ours_s = timed(run_ours, embeddings, labels, repeats=args.repeats)
     _, floor_s = timed(run_sort_floor, embeddings, torch_sort, repeats=args.repeats)
@@ -165,8 +174,11 @@ def _load() -> str:
 
 
 def _predicted(num_items: int, runs: dict[int, dict]) -> tuple[float, float]:
-    """Seconds and peak GiB of a torchmetrics run at ``num_items``, extrapolated quadratically
-    from the largest size measured (it keeps every (query, item) pair in memory)."""
+    """Predicted seconds and peak GiB of a torchmetrics run at ``num_items``.
+
+    Seconds and peak GiB of a torchmetrics run at ``num_items``, extrapolated quadratically
+    from the largest size measured (it keeps every (query, item) pair in memory).
+    """
     if not runs:
         return 0.0, 0.0
     run = runs[max(runs)]
@@ -203,6 +215,7 @@ def run_child(flag: str, classes: int, num_items: int, args) -> dict:
 
 
 def benchmark_big(num_items: int, args) -> None:
+    """Time our evaluation alone at ``num_items`` in a child process; prints the result."""
     classes = args.classes[0]
     result = run_child("--child-big", classes, num_items, args)
     print(
@@ -217,6 +230,7 @@ def _default_memory_limit_gb() -> float:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The benchmark's command-line options."""
     parser = argparse.ArgumentParser(prog="python -m fastap_lab.bench ranking")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
     parser.add_argument(
@@ -249,6 +263,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
+    """Run the ranking benchmark (or one measurement, as a child); returns the exit code."""
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -51,14 +51,17 @@ class StepTimer(L.Callback):
         self.warmup, self.watch = warmup, Stopwatch(device)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        """Start the stopwatch once the warm-up steps are done."""
         if trainer.global_step == self.warmup and self.watch.begin is None:
             self.watch.start()
 
     def on_train_end(self, trainer, pl_module) -> None:
+        """Stop the stopwatch."""
         self.watch.stop()
 
 
 def optimizer_of(module) -> torch.optim.Optimizer:
+    """The optimizer a module's ``configure_optimizers`` returns."""
     configured = module.configure_optimizers()
     return configured["optimizer"] if isinstance(configured, dict) else configured
 
@@ -129,6 +132,7 @@ def bench_stage(stage: str, args: argparse.Namespace) -> list[dict[str, float]]:
 
 
 def format_rows(stage: str, rows: list[dict[str, float]]) -> list[str]:
+    """Printed rows per round: steps per second of each side and Lightning's ratios to plain."""
     lines = []
     for i, rates in enumerate(rows, 1):
         ratio = rates["lightning"] / rates["plain"]
@@ -141,6 +145,7 @@ def format_rows(stage: str, rows: list[dict[str, float]]) -> list[str]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The benchmark's command-line options."""
     parser = stage_parser("training_step")
     parser.add_argument("--steps", type=int, default=10, help="timed optimiser steps per side")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
@@ -148,6 +153,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
+    """Run the training-step benchmark; returns the exit code."""
     args = parse_args(argv)
     start_benchmark(args)
     print(

@@ -27,6 +27,7 @@ class SourceInfo(NamedTuple):
 
 
 def check_decode_settings(channels: int, image_size: int) -> None:
+    """Raise ConfigError unless ``channels`` is 1 or 3 and ``image_size`` is positive."""
     if channels not in (1, 3):
         raise ConfigError(f"data.channels={channels} is not supported; use 1 (gray) or 3 (RGB)")
     if image_size < 1:
@@ -65,8 +66,11 @@ def to_channels_and_size(img: Image.Image, channels: int, image_size: int) -> np
 
 
 def upright(img: Image.Image) -> tuple[Image.Image, bool]:
-    """``img`` turned / mirrored as its EXIF orientation says (cameras and phones store JPEGs
-    sideways with that tag), and whether it had to be."""
+    """``img`` turned upright by its EXIF orientation, and whether it had to be.
+
+    ``img`` turned / mirrored as its EXIF orientation says (cameras and phones store JPEGs
+    sideways with that tag), and whether it had to be.
+    """
     try:
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
     except (SyntaxError, ValueError, OSError, struct.error, KeyError, IndexError, TypeError):
@@ -126,6 +130,7 @@ def decode_images(
 
 
 def count_noun(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1 (``1 frame``, ``3 frames``)."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 

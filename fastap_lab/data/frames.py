@@ -109,9 +109,12 @@ def list_images(folder: Path) -> list[str]:
 
 
 def check_names_stay_inside(table: LabelTable, folder: Path) -> None:
-    """Every name of ``table`` is relative and stays inside ``folder`` (no absolute path, no
+    """Raise DataError unless every name of ``table`` stays inside ``folder``.
+
+    Every name of ``table`` is relative and stays inside ``folder`` (no absolute path, no
     ``..`` leading out), so no file outside it is ever read. Checked on the text of the name:
-    symbolic links inside ``folder`` are followed as the user made them."""
+    symbolic links inside ``folder`` are followed as the user made them.
+    """
     for key, line in zip(table.keys, table.lines, strict=True):
         normal = os.path.normpath(key)
         if os.path.isabs(key) or Path(key).drive:
@@ -127,6 +130,7 @@ def check_names_stay_inside(table: LabelTable, folder: Path) -> None:
 
 
 def check_listed_files_exist(table: LabelTable, folder: Path, available: list[str]) -> None:
+    """Raise DataError naming the rows of ``table`` whose files are not in ``folder``."""
     check_names_stay_inside(table, folder)
     known = set(available)
     missing = [n for n in table.keys if n not in known and not (folder / n).is_file()]

@@ -118,8 +118,11 @@ def _check_unique(keys: list[str], lines: list[int], where: str, key_column: str
 
 
 def read_label_table(path: Path, *, key_column: str, need_label: bool) -> LabelTable:
-    """Parse and validate a CSV with columns ``key_column``, label [, time] [, video] and any
-    extra columns (kept in ``extras`` when numeric, see the module docstring)."""
+    """Parse and validate a labels CSV (frames' labels.csv or queries.csv).
+
+    Parse and validate a CSV with columns ``key_column``, label [, time] [, video] and any
+    extra columns (kept in ``extras`` when numeric, see the module docstring).
+    """
     where = f"{path.name} ({path})"
     header, rows = _read_csv(path, where, key_column)
     columns: dict[str, int] = {}

@@ -83,8 +83,11 @@ def make_axial_anatomy(rng: np.random.Generator) -> AxialAnatomy:
 
 
 def section(ellipsoid: tuple[float, ...], z_shift: float) -> tuple[float, float, float, float]:
-    """Cross-section ``(cx, cy, rx, ry)`` with the slice z = 0 of an ellipsoid moved by
-    ``z_shift`` toward the feet; radii 0 when it misses the slice."""
+    """Cross-section of a moved ellipsoid with the slice z = 0.
+
+    Cross-section ``(cx, cy, rx, ry)`` with the slice z = 0 of an ellipsoid moved by
+    ``z_shift`` toward the feet; radii 0 when it misses the slice.
+    """
     cx, cy, cz, rx, ry, rz = ellipsoid
     scale = np.sqrt(max(0.0, 1.0 - ((cz + z_shift) / rz) ** 2))
     return cx, cy, rx * scale, ry * scale

@@ -134,7 +134,7 @@ def _segment_distance(x: np.ndarray, y: np.ndarray, segment: list[float]) -> np.
 
 
 def diaphragm_height(anatomy: Anatomy, x: np.ndarray, shift: float) -> np.ndarray:
-    """y of the diaphragm at each x: two domes over a baseline lowered by ``shift``."""
+    """Y of the diaphragm at each x: two domes over a baseline lowered by ``shift``."""
     domes = sum(h * np.exp(-(((x - c) / w) ** 2)) for c, h, w in anatomy.domes.tolist())
     return anatomy.diaphragm_level + shift - domes
 

@@ -44,10 +44,13 @@ STREAMS = ("waveform", "anatomy", "nuisance", "query", "gamma", "target_waveform
 
 @dataclass
 class PhantomSequence:
-    """A generated phantom: frames uint8 [N, H, W], displacement float64 [N] in [0, 1],
+    """A generated phantom sequence: frames, displacement, labels, times, queries.
+
+    A generated phantom: frames uint8 [N, H, W], displacement float64 [N] in [0, 1],
     labels int64 [N], times float64 [N] (seconds), queries {file name: (uint8 [H, W], label)},
     breath_holds [(start, end)] in seconds; ``target``: the second sequence (its own
-    ``target`` None, no queries) when ``spec.target_contrast`` is set, else None."""
+    ``target`` None, no queries) when ``spec.target_contrast`` is set, else None.
+    """
 
     frames: np.ndarray
     displacement: np.ndarray
@@ -153,8 +156,11 @@ def render_phantom(spec: PhantomSpec) -> PhantomSequence:
 
 
 def summarize(sequence: PhantomSequence) -> dict:
-    """JSON-ready summary: frame and positive counts, positive fraction, breath-hold ranges (s);
-    with a target sequence, its summary under ``target``."""
+    """JSON-ready summary of a phantom sequence.
+
+    JSON-ready summary: frame and positive counts, positive fraction, breath-hold ranges (s);
+    with a target sequence, its summary under ``target``.
+    """
     summary = {
         "num_frames": int(len(sequence.frames)),
         "num_positives": int(sequence.labels.sum()),

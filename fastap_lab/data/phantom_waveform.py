@@ -91,8 +91,11 @@ def respiratory_waveform(
 
 @dataclass(frozen=True)
 class NuisanceTracks:
-    """Per-frame nuisances: cardiac [N] in [-1, 1], shift [N, 2] (normalised units),
-    rotation [N] (radians), gain [N], bias [N, 5] (coefficients of ``bias_field``), gamma [N]."""
+    """Per-frame nuisance tracks of a phantom sequence.
+
+    Per-frame nuisances: cardiac [N] in [-1, 1], shift [N, 2] (normalised units),
+    rotation [N] (radians), gain [N], bias [N, 5] (coefficients of ``bias_field``), gamma [N].
+    """
 
     cardiac: np.ndarray
     shift: np.ndarray
@@ -160,8 +163,11 @@ def _classic_tracks(spec, times, rng, gamma_rng) -> NuisanceTracks:
 
 
 def _acquisition_tracks(spec, times, rng) -> NuisanceTracks:
-    """Shift, rotation, gain, bias and gamma as unit-variance AR(1) processes clipped at 2 sd:
-    independent per frame (``independent``) or correlated over ``drift_seconds`` (``drift``)."""
+    """Acquisition nuisances as clipped unit-variance AR(1) processes.
+
+    Shift, rotation, gain, bias and gamma as unit-variance AR(1) processes clipped at 2 sd:
+    independent per frame (``independent``) or correlated over ``drift_seconds`` (``drift``).
+    """
     rho = 0.0
     if spec.nuisance_mode == "drift":
         rho = float(np.exp(-1.0 / (spec.fps * spec.drift_seconds)))

@@ -1,4 +1,6 @@
-"""Retrieval queries: one :class:`Query` for an internal frame or an external image, and the
+"""Retrieval queries: internal frames and external images, and their readers.
+
+Retrieval queries: one :class:`Query` for an internal frame or an external image, and the
 readers of ``ROOT/queries/`` (+ ``queries.csv``) and of image files given one by one.
 
 Images are decoded with the rules of :mod:`fastap_lab.data.frames`.
@@ -21,8 +23,11 @@ from fastap_lab.errors import DataError
 
 @dataclass
 class Query:
-    """A retrieval query: a frame of the sequence (``frame_index`` set) or an external image
-    (``path`` set). ``image``: uint8 [C, H, W]; ``label``: None when unknown."""
+    """A retrieval query: a frame of the sequence or an external image.
+
+    A retrieval query: a frame of the sequence (``frame_index`` set) or an external image
+    (``path`` set). ``image``: uint8 [C, H, W]; ``label``: None when unknown.
+    """
 
     name: str
     image: torch.Tensor
@@ -33,6 +38,7 @@ class Query:
 
     @property
     def kind(self) -> str:
+        """``internal`` for a frame of the sequence, ``external`` for an image file."""
         return "internal" if self.frame_index is not None else "external"
 
 

@@ -9,7 +9,9 @@ from fastap_lab.errors import ConfigError
 
 
 class MPerClassBatchSampler(Sampler[list[int]]):
-    """Batches of ``batch_size // m`` classes with ``m`` frames each, so every anchor has
+    """Batches of ``m`` frames from each of ``batch_size // m`` classes.
+
+    Batches of ``batch_size // m`` classes with ``m`` frames each, so every anchor has
     ``m - 1`` positives. Positions index the dataset (0..len(labels)-1).
 
     An epoch draws ``len(labels) // batch_size`` batches; frames of small classes are reused
@@ -52,6 +54,7 @@ class MPerClassBatchSampler(Sampler[list[int]]):
         return classes, [(labels == c).nonzero().flatten() for c in classes]
 
     def set_epoch(self, epoch: int) -> None:
+        """Set the epoch the next batches are drawn for (Lightning calls it each epoch)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -73,16 +76,20 @@ class MPerClassBatchSampler(Sampler[list[int]]):
 
 
 class EpochShuffleSampler(Sampler[int]):
-    """A random permutation of ``range(n)`` per epoch, drawn from ``seed + epoch`` (Lightning
+    """A random permutation per epoch, drawn from ``seed + epoch``.
+
+    A random permutation of ``range(n)`` per epoch, drawn from ``seed + epoch`` (Lightning
     calls :meth:`set_epoch` before each epoch) rather than from the global RNG, so the order
     of an epoch is the same whether or not the run was resumed from a checkpoint.
-    ``length`` (<= n, default n): only the first ``length`` positions of each permutation."""
+    ``length`` (<= n, default n): only the first ``length`` positions of each permutation.
+    """
 
     def __init__(self, n: int, seed: int = 0, length: int | None = None) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
         self.length = n if length is None else length
 
     def set_epoch(self, epoch: int) -> None:
+        """Set the epoch the next permutation is drawn for (Lightning calls it each epoch)."""
         self.epoch = epoch
 
     def __len__(self) -> int:

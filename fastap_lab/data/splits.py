@@ -31,6 +31,7 @@ def split_frames(
         split: ``blocks`` (each video cut into ``num_blocks`` contiguous blocks, evenly spaced
             blocks held out), ``video`` (whole videos held out) or ``none`` (train = val = all).
         val_fraction: share of blocks / videos held out.
+        num_blocks: contiguous blocks per video (``split=blocks``).
         gap: training frames closer than this (``time`` units) to a held-out frame of the same
             video are dropped, so no near-duplicate straddles the split.
 
@@ -54,8 +55,11 @@ def split_frames(
 
 
 def check_split_settings(split: str, val_fraction: float) -> None:
-    """Raise ConfigError unless ``split`` is known and, when frames are held out, the held-out
-    share is strictly between 0 (nothing to validate on) and 1 (nothing to train on)."""
+    """Raise ConfigError for an unknown split or a held-out share outside (0, 1).
+
+    Raise ConfigError unless ``split`` is known and, when frames are held out, the held-out
+    share is strictly between 0 (nothing to validate on) and 1 (nothing to train on).
+    """
     if split not in SPLITS:
         raise ConfigError(f"data.split={split!r}: unknown; choose one of {list(SPLITS)}")
     if split != "none" and not 0.0 < val_fraction < 1.0:
@@ -63,8 +67,11 @@ def check_split_settings(split: str, val_fraction: float) -> None:
 
 
 def _no_training_frames(times: torch.Tensor, split: str, gap: float, val_fraction: float) -> str:
-    """Why the split left no training frame; equal times are named (every frame is then
-    within the gap of a held-out one)."""
+    """Why the split left no training frame.
+
+    Why the split left no training frame; equal times are named (every frame is then
+    within the gap of a held-out one).
+    """
     if gap > 0 and times.numel() > 1 and bool((times == times[0]).all()):
         return (
             f"data.split={split}: the `time` values are all equal ({float(times[0]):g}), so every"

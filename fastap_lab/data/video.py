@@ -100,9 +100,12 @@ def _decode_video(
 
 
 def _frames_in_order(decoded, stopped: list[str]):
-    """(index, frame) of a PyAV decode iterator, in order. A decoder error before the first
+    """(index, frame) pairs of a PyAV decode iterator, stopping at a late decoder error.
+
+    (index, frame) of a PyAV decode iterator, in order. A decoder error before the first
     frame is raised; a later one (a cut or damaged file) ends the iteration and its text is
-    appended to ``stopped``: what decoded is kept."""
+    appended to ``stopped``: what decoded is kept.
+    """
     count = 0
     while True:
         try:
@@ -119,8 +122,11 @@ def _frames_in_order(decoded, stopped: list[str]):
 
 
 def _as_array(frame, channels: int, image_size: int) -> np.ndarray:
-    """A decoded frame as uint8 [C, S, S] (FFmpeg's gray / rgb24 conversion, then the frames
-    rules of resizing)."""
+    """A decoded frame as uint8 [C, S, S].
+
+    A decoded frame as uint8 [C, S, S] (FFmpeg's gray / rgb24 conversion, then the frames
+    rules of resizing).
+    """
     pixel_format = "gray" if channels == 1 else "rgb24"
     return to_channels_and_size(
         Image.fromarray(frame.to_ndarray(format=pixel_format)), channels, image_size
@@ -130,8 +136,11 @@ def _as_array(frame, channels: int, image_size: int) -> np.ndarray:
 def _decode_frames(
     frames, wanted: set[int] | None, channels: int, image_size: int
 ) -> tuple[dict[int, np.ndarray], int, str | None]:
-    """(wanted frames {index: uint8 [C, S, S]}, frames decoded, the decoder error that ended
-    a truncated file early or None). An error before the first frame is raised."""
+    """Decode the ``wanted`` frames of a video, tolerating a truncated end.
+
+    (wanted frames {index: uint8 [C, S, S]}, frames decoded, the decoder error that ended
+    a truncated file early or None). An error before the first frame is raised.
+    """
     kept, count, stopped = {}, 0, []
     for index, frame in _frames_in_order(frames, stopped):
         if wanted is None or index in wanted:

@@ -29,7 +29,9 @@ BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchN
 
 
 def target_image_paths(folder: str | Path) -> list[Path]:
-    """The images of a target-domain folder: ``folder/frames/*`` (the frames format) when there
+    """The image files of a target-domain folder, in natural order.
+
+    The images of a target-domain folder: ``folder/frames/*`` (the frames format) when there
     is a ``frames/`` folder, else every image under ``folder`` (recursive), natural order.
 
     Raises DataError (one line) when the folder is missing or holds no image.
@@ -118,7 +120,9 @@ def adapt_batchnorm(
 
 
 def adapted_embedder(embedder, images: torch.Tensor, batch_size: int, target: str, mode: str):
-    """(an Embedder like ``embedder`` whose network's BatchNorm statistics come from
+    """A copy of ``embedder`` with BatchNorm statistics re-estimated on ``images`` (AdaBN).
+
+    (an Embedder like ``embedder`` whose network's BatchNorm statistics come from
     ``images``, uint8 [N, C, H, W] target-domain frames; metrics.json's ``adaptation``).
     ``embedder`` is unchanged.
 

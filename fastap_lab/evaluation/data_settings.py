@@ -45,13 +45,17 @@ def overridden_data_keys(overrides: Iterable[str]) -> set[str]:
 
 @dataclass
 class DataSettings:
-    """The data config an evaluation builds its datamodule from, and where each key came from
-    (``checkpoint``, ``command line``, ``data group`` or ``training default``)."""
+    """An evaluation's data config and where each of its keys came from.
+
+    The data config an evaluation builds its datamodule from, and where each key came from
+    (``checkpoint``, ``command line``, ``data group`` or ``training default``).
+    """
 
     data: dict
     origins: dict[str, str]
 
     def source(self) -> str:
+        """Where the frames come from, as the console prints it (``root=...`` or ``video=...``)."""
         if self.data.get("root") is not None:
             return f"root={self.data['root']}"
         if self.data.get("video") is not None:
@@ -120,7 +124,10 @@ def resolve_data_settings(
 
 
 def checkpoint_normalisation(run_config: dict | None) -> dict | None:
-    """{"mean", "std"} of a checkpoint model's input normalisation (its stored augment
-    config), or None (no checkpoint, or a config without one)."""
+    """The input normalisation stored in a checkpoint's config, or None.
+
+    {"mean", "std"} of a checkpoint model's input normalisation (its stored augment
+    config), or None (no checkpoint, or a config without one).
+    """
     augment = (run_config or {}).get("augment") or {}
     return {"mean": augment["mean"], "std": augment.get("std")} if "mean" in augment else None

@@ -71,7 +71,7 @@ def alignment(embeddings: Tensor, first: Tensor, second: Tensor) -> float:
 
 
 def uniformity(embeddings: Tensor, first: Tensor, second: Tensor, t: float = 2.0) -> float:
-    """log mean exp(-t ||x_i - x_j||^2) over the given pairs (Wang & Isola, t = 2)."""
+    """Log mean exp(-t ||x_i - x_j||^2) over the given pairs (Wang & Isola, t = 2)."""
     if first.numel() == 0:
         return math.nan
     x = embeddings.double()
@@ -123,8 +123,11 @@ def diagnose(
 
 
 def draw_pair_histograms(axis, similarities: dict[str, Tensor]) -> None:
-    """Density histograms of the ``positive`` / ``negative`` (or ``all``) pair cosines from
-    :func:`diagnose` on ``axis``, with the 0.99 collapse threshold dotted."""
+    """Draw the pair-cosine histograms of :func:`diagnose` on ``axis``.
+
+    Density histograms of the ``positive`` / ``negative`` (or ``all``) pair cosines from
+    :func:`diagnose` on ``axis``, with the 0.99 collapse threshold dotted.
+    """
     colours = {"positive": "tab:green", "negative": "tab:red", "all": "tab:blue"}
     for name, values in similarities.items():
         if values.numel():

@@ -33,8 +33,11 @@ def border_colour(label: int | None, query_label: int | None) -> str:
 
 
 def write_grid(path: str | Path, tables: list[RetrievalTable], frames) -> Path:
-    """One row per table (first ``MAX_ROWS``): the query, then its ranked frames titled with
-    rank, score and label; green = same label as the query, red = other label, grey = unknown."""
+    """Write the retrieval grid image: one row per query, its ranked frames coloured.
+
+    One row per table (first ``MAX_ROWS``): the query, then its ranked frames titled with
+    rank, score and label; green = same label as the query, red = other label, grey = unknown.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

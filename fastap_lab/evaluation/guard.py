@@ -26,8 +26,8 @@ def pixel_record(
     """metrics.json's ``pixel_baseline``: the pixel scores and the verdict; None without labels.
 
     Args:
-        model_metrics / pixel_metrics: ``summarize`` outputs (``mAP``, ``precision@k``, ...)
-            of the model and of raw pixels on the same evaluation set.
+        model_metrics: ``summarize`` output (``mAP``, ``precision@k``, ...) of the model.
+        pixel_metrics: the same of raw pixels on the same evaluation set.
         size: the pixel baseline's side length.
         positives_in_tables: per query, the pixels' positives in the top K (tables' counts).
     """
@@ -49,8 +49,11 @@ def _is_metric(name: str) -> bool:
 
 
 def verdict_line(metrics: dict | None, guard: dict | None) -> str | None:
-    """``does NOT beat raw pixels: mAP 0.4900 vs 0.5100 (-0.0200)`` or ``beats raw pixels: …``;
-    None when there is no guard (switched off, no labels, or the model is raw pixels)."""
+    """The console line of the raw-pixel guard's verdict, or None.
+
+    ``does NOT beat raw pixels: mAP 0.4900 vs 0.5100 (-0.0200)`` or ``beats raw pixels: …``;
+    None when there is no guard (switched off, no labels, or the model is raw pixels).
+    """
     if not metrics or not guard:
         return None
     ours, theirs = float(metrics["mAP"]), float(guard["pixels"]["mAP"])

@@ -45,8 +45,11 @@ def new_output_dir(out: str | Path | None, default: Path, what: str) -> Path:
 
 
 def numbered_folders(parent: Path, base: str, required: str) -> list[Path]:
-    """The folders :func:`claim_output_dir` made for ``parent / base`` (``base``, ``base-2``, …)
-    that hold the file ``required``, oldest (lowest number) first."""
+    """The numbered output folders of ``parent / base`` that hold ``required``.
+
+    The folders :func:`claim_output_dir` made for ``parent / base`` (``base``, ``base-2``, …)
+    that hold the file ``required``, oldest (lowest number) first.
+    """
     found = []
     for candidate in Path(parent).glob(f"{base}*"):
         match = re.fullmatch(rf"{re.escape(base)}(?:-(\d+))?", candidate.name)
@@ -56,8 +59,11 @@ def numbered_folders(parent: Path, base: str, required: str) -> list[Path]:
 
 
 def split_names(num_frames: int, train_index: torch.Tensor, val_index: torch.Tensor) -> list[str]:
-    """Per frame: ``train``, ``val``, ``train+val`` (data.split=none) or ``gap`` (dropped from
-    training because it lies within data.split_gap of a held-out frame)."""
+    """The split each frame belongs to, by name.
+
+    Per frame: ``train``, ``val``, ``train+val`` (data.split=none) or ``gap`` (dropped from
+    training because it lies within data.split_gap of a held-out frame).
+    """
     in_train = torch.zeros(num_frames, dtype=torch.bool)
     in_val = torch.zeros(num_frames, dtype=torch.bool)
     in_train[train_index.cpu()] = True
@@ -69,6 +75,7 @@ def split_names(num_frames: int, train_index: torch.Tensor, val_index: torch.Ten
 
 
 def csv_text(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """CSV text of ``header`` and ``rows``."""
     buffer = text_io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)

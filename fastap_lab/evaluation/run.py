@@ -44,8 +44,11 @@ class EvalSettings:
 
 @dataclass
 class EvaluatedFrames:
-    """The frames and their split: ``train_index`` / ``val_index`` int64, ``split_mode`` the
-    data.split setting (``none`` evaluates all frames), ``split_gap`` data.split_gap."""
+    """The frames of an evaluation and their split.
+
+    The frames and their split: ``train_index`` / ``val_index`` int64, ``split_mode`` the
+    data.split setting (``none`` evaluates all frames), ``split_gap`` data.split_gap.
+    """
 
     frames: FrameSet
     train_index: torch.Tensor
@@ -63,7 +66,9 @@ def evaluate_into(
     used: dict,
     adapted=(None, None),
 ) -> dict:
-    """Embed every frame, score the evaluation split and write the evaluation into ``out``
+    """Run an evaluation into ``out``; returns metrics.json's record.
+
+    Embed every frame, score the evaluation split and write the evaluation into ``out``
     (every file atomic, metrics.json last); returns metrics.json's record.
 
     ``used``: extra metrics.json entries (data settings, normalisation); ``adapted``: the
@@ -129,7 +134,9 @@ def exclusion_window(settings: EvalSettings, data: EvaluatedFrames) -> tuple[flo
 def compute_metrics(
     settings: EvalSettings, frames, embeddings, index, window, notes
 ) -> SplitMetrics | None:
-    """All-vs-all metrics of the evaluation set, or None without labels; a dropped-K note is
+    """All-vs-all metrics of the evaluation set, or None without labels.
+
+    All-vs-all metrics of the evaluation set, or None without labels; a dropped-K note is
     appended to ``notes``.
 
     ``embeddings``: [N, D] of every frame, on the device the search runs on.
@@ -147,8 +154,11 @@ def compute_metrics(
 def write_tables(
     out: Path, settings: EvalSettings, frames, embeddings, embedder, queries, external_embedder=None
 ) -> list[tables.RetrievalTable]:
-    """``external_embedder`` (eval.adapt): embeds the external queries; internal ones are
-    gallery frames and keep ``embedder``."""
+    """Write the retrieval tables of the queries; returns them.
+
+    ``external_embedder`` (eval.adapt): embeds the external queries; internal ones are
+    gallery frames and keep ``embedder``.
+    """
     if not queries:
         return []
     query_embeddings = torch.cat([
@@ -176,6 +186,7 @@ def write_tables(
 def write_diagnostics(
     out: Path, settings: EvalSettings, frames, embeddings, index, split: str
 ) -> dict:
+    """Write the embedding diagnostics of the ``split`` frames; returns their summary."""
     embeddings = embeddings[index]
     labels = None if frames.labels is None else frames.labels[index]
     summary, similarities = diagnostics.diagnose(
@@ -192,8 +203,11 @@ def write_diagnostics(
 def pixel_guard(
     settings: EvalSettings, frames, embedder, index, window, summary, queries
 ) -> dict | None:
-    """metrics.json's ``pixel_baseline`` (evaluation/guard.py): raw pixels scored on the same
-    frames, split, exclusion window and queries; None when off, without labels, or for pixels."""
+    """The raw-pixel guard: raw pixels scored like the model.
+
+    metrics.json's ``pixel_baseline`` (evaluation/guard.py): raw pixels scored on the same
+    frames, split, exclusion window and queries; None when off, without labels, or for pixels.
+    """
     if not settings.pixel_baseline or summary is None or embedder.kind == "pixels":
         return None
     pixels = pixels_embedder(frames.images, guard.PIXEL_SIZE, embedder.device)

@@ -1,6 +1,9 @@
-"""Retrieval metrics of one evaluation split — the one function behind ``val/…`` during training
+"""Retrieval metrics of one evaluation split, for training and for evaluation.
+
+The one function behind ``val/…`` during training
 (:class:`fastap_lab.lit.retrieval_callback.RetrievalEvaluation`), the metrics of
-``python -m fastap_lab.evaluate`` and its raw-pixel guard. Pure torch."""
+``python -m fastap_lab.evaluate`` and its raw-pixel guard. Pure torch.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +18,13 @@ from fastap_lab.retrieval.search import evaluate_all_vs_all
 
 @dataclass
 class SplitMetrics:
-    """``summary``: mean metrics (:func:`~fastap_lab.retrieval.metrics.summarize`) plus ``ks``;
+    """Metrics of one split: summary, per-query values and notes.
+
+    ``summary``: mean metrics (:func:`~fastap_lab.retrieval.metrics.summarize`) plus ``ks``;
     ``per_query``: name -> float [M] on the CPU; ``ks_note``: the K dropped because they exceed
     the gallery (:func:`~fastap_lab.retrieval.metrics.cutoffs_within_gallery`, one K policy),
-    or None; ``label_warning``: every frame has the same label, or None."""
+    or None; ``label_warning``: every frame has the same label, or None.
+    """
 
     summary: dict
     per_query: dict[str, torch.Tensor]
@@ -35,12 +41,16 @@ def evaluate_split(
     exclusion_window: float,
     ks: Sequence[int],
 ) -> SplitMetrics:
-    """All-vs-all retrieval within one split: every frame a query, the others its gallery,
+    """All-vs-all retrieval within one split.
+
+    All-vs-all retrieval within one split: every frame a query, the others its gallery,
     same-recording frames within ``exclusion_window`` time units left out.
 
     Args:
         embeddings: float [M, D] of the split's frames (any device; the search runs there).
-        labels: int64 [M]; times: float [M]; groups: int64 [M] recording of each frame.
+        labels: int64 [M] label of each frame.
+        times: float [M] time of each frame.
+        groups: int64 [M] recording of each frame.
         exclusion_window: see :func:`~fastap_lab.retrieval.search.evaluate_all_vs_all`.
         ks: requested cut-offs of precision@K / recall@K.
     """

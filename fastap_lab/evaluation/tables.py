@@ -21,8 +21,11 @@ POSITIVE_CUTOFFS = (20, 50)  # counts reported beside the table's own K
 
 @dataclass
 class RetrievalTable:
-    """One query's ranked gallery frames; ``positives`` maps a cut-off K to the number of
-    frames with the query's label in the top K (None without labels)."""
+    """One query's ranked gallery frames.
+
+    ``positives`` maps a cut-off K to the number of frames with the query's label in the top K
+    (None without labels).
+    """
 
     query: Query
     indices: list[int]
@@ -85,6 +88,7 @@ def table_rows(table: RetrievalTable, frames) -> list[dict]:
 
 
 def table_csv(table: RetrievalTable, frames) -> str:
+    """CSV text of one retrieval table: rank, frame, score, label, time."""
     buffer = text_io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["rank", "frame", "score", "label", "time"])
     writer.writeheader()

@@ -1,6 +1,8 @@
-"""How well a gate agrees with the truth a data set may carry: labels (precision / recall / F1
-of the gated frames) and a ground-truth respiratory ``displacement`` (correlation of the trace
-with closeness to the reference, and the displacement error of the gated frames)."""
+"""How well a gate agrees with the labels or displacement a data set carries.
+
+Labels (precision / recall / F1 of the gated frames) and a ground-truth respiratory ``displacement`` (correlation of the trace
+with closeness to the reference, and the displacement error of the gated frames).
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""A gate folder (``gate``, ``gate-2``, … of a run, or ``out=``): its files trace.csv,
+"""A gate folder's files, finding the newest one, and its summary.
+
+A gate folder (``gate``, ``gate-2``, … of a run, or ``out=``): its files trace.csv,
 gated_frames.csv, trace.png, finding the newest one, and the summary shown by the report and
-the query-review notebook."""
+the query-review notebook.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,11 @@ from fastap_lab.evaluation.report import numbered_folders
 
 
 def trace_csv(columns: dict[str, np.ndarray | list], formats: dict[str, str]) -> str:
-    """CSV text of equal-length ``columns`` (name -> values), in that order; ``formats`` gives a
-    format spec per column (default: as is)."""
+    """CSV text of equal-length ``columns``.
+
+    CSV text of equal-length ``columns`` (name -> values), in that order; ``formats`` gives a
+    format spec per column (default: as is).
+    """
     names = list(columns)
     rows = [",".join(names)]
     for values in zip(*columns.values(), strict=True):
@@ -35,8 +41,11 @@ def plot_trace(
     truth: dict[str, np.ndarray],
     title: str,
 ) -> None:
-    """trace.png: score and smoothed score over time, the threshold, gated windows shaded; below,
-    each ground truth the data has (``label``, ``displacement``). Written atomically."""
+    """Write trace.png: the score over time, the threshold and the gated windows.
+
+    trace.png: score and smoothed score over time, the threshold, gated windows shaded; below,
+    each ground truth the data has (``label``, ``displacement``). Written atomically.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,13 +88,17 @@ def gate_folders(run_dir: Path) -> list[Path]:
 
 
 def newest_gate(run_dir: Path) -> Path | None:
+    """The newest gate folder of ``run_dir``, or None."""
     folders = gate_folders(run_dir)
     return folders[-1] if folders else None
 
 
 def summary_items(folder: Path) -> list[tuple[str, str]]:
-    """(what, value) pairs of a gate folder's gate.json; ``what`` is a report word key
-    (:mod:`fastap_lab.report.i18n`, ``gate_*``)."""
+    """(what, value) pairs summarising a gate folder's gate.json.
+
+    (what, value) pairs of a gate folder's gate.json; ``what`` is a report word key
+    (:mod:`fastap_lab.report.i18n`, ``gate_*``).
+    """
     record = json.loads((Path(folder) / "gate.json").read_text())
     labels, displacement = record.get("labels") or {}, record.get("displacement") or {}
 

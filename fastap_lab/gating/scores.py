@@ -20,8 +20,10 @@ MIND_OFFSETS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1
 
 
 def cosine_scores(reference: torch.Tensor, embeddings: torch.Tensor) -> np.ndarray:
-    """Cosine similarity of each row of ``embeddings`` float [N, D] with ``reference`` [D]:
-    float64 [N] in [-1, 1]."""
+    """Cosine similarity of each embedding with the reference's.
+
+    ``embeddings`` float [N, D] and ``reference`` [D] -> float64 [N] in [-1, 1].
+    """
     frames = F.normalize(embeddings.double(), dim=1)
     return (frames @ F.normalize(reference.double(), dim=0)).numpy()
 
@@ -33,9 +35,12 @@ def breathing_span(surrogate: np.ndarray) -> float:
 
 
 def surrogate_closeness(surrogate: np.ndarray, reference_value: float) -> np.ndarray:
-    """``1 - |s - s_ref| / span`` per frame (float64 [N]): 1 at the reference's respiratory
+    """Closeness of each frame to the reference's respiratory position, in [0, 1].
+
+    ``1 - |s - s_ref| / span`` per frame (float64 [N]): 1 at the reference's respiratory
     position, 0 one whole breathing range away. A threshold of 0.9 therefore means "within 10 %
-    of the breathing range"."""
+    of the breathing range".
+    """
     return 1.0 - np.abs(surrogate - reference_value) / breathing_span(surrogate)
 
 
@@ -52,6 +57,8 @@ def place_on_surrogate(
     Args:
         surrogate: float [N] respiratory surrogate of the sequence.
         similarity: float [N] similarity of each frame to the reference image.
+        bandwidth: the Gaussian kernel's width, as a share of the breathing span.
+        grid: number of surrogate positions the average is evaluated at.
     """
     low, high = np.quantile(surrogate, [0.01, 0.99])
     positions = np.linspace(low, high, grid)

@@ -1,4 +1,6 @@
-"""Score every frame of a sequence against the reference, by method (``gate.method``):
+"""Scoring every frame of a sequence against the reference, per ``gate.method``.
+
+The methods:
 
 - ``embedding``: cosine similarity of a checkpoint's embeddings (``adapt``: the sequence is
   embedded with its own BatchNorm statistics, AdaBN, the reference with the checkpoint's);
@@ -31,10 +33,13 @@ from fastap_lab.respiration.pipeline import SurrogateSettings, surrogate_from_fr
 def embedding_scorer(embedder, fit_frames: torch.Tensor, reference: torch.Tensor, *,
                      reference_is_frame: bool, adapt: bool, batch_size: int,
                      adapted_on: str = "the gated sequence itself (unlabelled)"):  # fmt: skip
-    """(``score(frames) -> float64 [B]``, details) with a checkpoint's embedder against
+    """A scorer by a checkpoint's embeddings against ``reference``, and its details.
+
+    (``score(frames) -> float64 [B]``, details) with a checkpoint's embedder against
     ``reference`` uint8 [C, H, W]. With ``adapt`` the sequence is embedded with BatchNorm
     statistics re-estimated on ``fit_frames`` uint8 [N, C, H, W] (AdaBN), the reference with the
-    checkpoint's own — or with the sequence's when it is one of its frames."""
+    checkpoint's own — or with the sequence's when it is one of its frames.
+    """
     sequence_embedder, adaptation = embedder, None
     if adapt:
         module = embedder.embed.__self__
@@ -58,24 +63,33 @@ def embedding_scorer(embedder, fit_frames: torch.Tensor, reference: torch.Tensor
 
 def embedding_scores(embedder, frames: torch.Tensor, reference: torch.Tensor, *,
                      reference_is_frame: bool, adapt: bool, batch_size: int) -> tuple[np.ndarray, dict]:  # fmt: skip
-    """(scores float64 [N], details) of uint8 ``frames`` [N, C, H, W] (:func:`embedding_scorer`
-    fitted on the frames themselves)."""
+    """Scores of ``frames`` by a checkpoint's embeddings, and their details.
+
+    (scores float64 [N], details) of uint8 ``frames`` [N, C, H, W] (:func:`embedding_scorer`
+    fitted on the frames themselves).
+    """
     score, details = embedding_scorer(embedder, frames, reference, reference_is_frame=reference_is_frame,
                                       adapt=adapt, batch_size=batch_size)  # fmt: skip
     return score(frames), details
 
 
 def pixel_features(frames: torch.Tensor, size: int, adapt: bool):
-    """A ``uint8 [B, C, H, W] -> float [B, P]`` map fitted on ``frames``: standardised pixels
-    (:class:`PixelEmbedding`), or MIND descriptors when ``adapt`` (cross-contrast)."""
+    """A pixel or MIND feature map fitted on ``frames``.
+
+    A ``uint8 [B, C, H, W] -> float [B, P]`` map fitted on ``frames``: standardised pixels
+    (:class:`PixelEmbedding`), or MIND descriptors when ``adapt`` (cross-contrast).
+    """
     if adapt:
         return lambda images: mind_descriptors(images, size)
     return PixelEmbedding(frames, size, torch.device("cpu"))
 
 
 def pixel_scorer(fit_frames: torch.Tensor, reference: torch.Tensor, size: int, adapt: bool):
-    """(``score(frames) -> float64 [B]``, details) by pixels / MIND against ``reference``; the
-    standardisation comes from ``fit_frames`` uint8 [N, C, H, W]."""
+    """A scorer by pixels or MIND against ``reference``, and its details.
+
+    (``score(frames) -> float64 [B]``, details) by pixels / MIND against ``reference``; the
+    standardisation comes from ``fit_frames`` uint8 [N, C, H, W].
+    """
     features = pixel_features(fit_frames, size, adapt)
     reference_features = features(reference[None])[0]
     kind = "MIND descriptors (standardised)" if adapt else "standardised pixels"
@@ -91,8 +105,11 @@ def pixel_scorer(fit_frames: torch.Tensor, reference: torch.Tensor, size: int, a
 
 
 def pixel_scores(frames: torch.Tensor, reference: torch.Tensor, size: int, adapt: bool):
-    """(scores float64 [N], details) of ``frames`` against ``reference`` by pixels / MIND
-    (:func:`pixel_scorer` fitted on the frames themselves)."""
+    """Scores of ``frames`` by pixels or MIND, and their details.
+
+    (scores float64 [N], details) of ``frames`` against ``reference`` by pixels / MIND
+    (:func:`pixel_scorer` fitted on the frames themselves).
+    """
     score, details = pixel_scorer(frames, reference, size, adapt)
     return score(frames), details
 
@@ -100,8 +117,11 @@ def pixel_scores(frames: torch.Tensor, reference: torch.Tensor, size: int, adapt
 def surrogate_scores(frames: torch.Tensor, times: torch.Tensor, groups: torch.Tensor,
                      settings: SurrogateSettings, reference: torch.Tensor | int, *,
                      size: int, adapt: bool) -> tuple[np.ndarray, dict]:  # fmt: skip
-    """(closeness float64 [N], details) on the surrogate of ``frames``; ``reference`` is a
-    frame index or an uint8 [C, H, W] image placed on the surrogate."""
+    """Closeness of ``frames`` to the reference on their surrogate, and its details.
+
+    (closeness float64 [N], details) on the surrogate of ``frames``; ``reference`` is a
+    frame index or an uint8 [C, H, W] image placed on the surrogate.
+    """
     result = surrogate_from_frames(frames, times, groups, settings)
     surrogate = result.values.numpy()
     details = {"surrogate_component": result.component, "surrogate_band_share": result.band_share}

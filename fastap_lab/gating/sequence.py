@@ -43,8 +43,10 @@ class GatedSequence:
 
 
 def segments_of(times: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
-    """Per recording, its frame indices sorted by time (:func:`~fastap_lab.respiration.signal.
-    time_segments`, as numpy)."""
+    """Per recording, its frame indices sorted by time.
+
+    :func:`~fastap_lab.respiration.signal.time_segments`, as numpy.
+    """
     segments = time_segments(
         torch.from_numpy(np.asarray(times)), torch.from_numpy(np.asarray(groups))
     )
@@ -52,10 +54,13 @@ def segments_of(times: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
 
 
 def frames_per_second(times: np.ndarray, segments: list[np.ndarray]) -> float:
-    """1 / the median positive time step inside recordings; 1.0 when there is none (one frame,
+    """Frames per second of a sequence; never fails.
+
+    1 / the median positive time step inside recordings; 1.0 when there is none (one frame,
     or every frame at one time: the smoothing windows then count frames). Unlike
     :func:`~fastap_lab.respiration.signal.sampling_rate` (which refuses those) it never fails:
-    a gate still works on them."""
+    a gate still works on them.
+    """
     steps = np.concatenate([np.diff(times[s]) for s in segments] or [np.zeros(0)])
     steps = steps[steps > 0]
     return float(1.0 / np.median(steps)) if steps.size else 1.0

@@ -1,4 +1,6 @@
-"""Gate a long video in bounded memory: decode ``gate.chunk_frames`` frames at a time, score
+"""Gating a long video in bounded memory, chunk by chunk.
+
+Gate a long video in bounded memory: decode ``gate.chunk_frames`` frames at a time, score
 them, keep only the scores (8 bytes a frame). Used for ``data=video`` with the ``embedding`` or
 ``pixels`` method (the surrogate needs every frame at once).
 
@@ -23,8 +25,11 @@ from fastap_lab.gating.sequence import GatedSequence
 
 
 def streams(data: Mapping, method: str) -> bool:
-    """Whether a gate streams: a video source (``data``: the data config) and a method that
-    scores frame by frame."""
+    """Whether a gate streams its video chunk by chunk.
+
+    Whether a gate streams: a video source (``data``: the data config) and a method that
+    scores frame by frame.
+    """
     return data.get("root") is None and data.get("video") is not None and method != "surrogate"
 
 
@@ -51,6 +56,7 @@ class ChunkScorer:
         self.score, self.details = None, {}
 
     def __call__(self, frames: torch.Tensor) -> np.ndarray:
+        """Scores of ``frames``; the scorer is fitted on the first chunk it sees."""
         if self.score is None:
             self.score = self._fit(frames)
         return self.score(frames)
@@ -74,8 +80,11 @@ class ChunkScorer:
 def table_columns(
     csv: str | None, count: int
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """(labels int64 [N] with -1 unlisted, times float64 [N] NaN unlisted, displacement [N] NaN
-    unlisted) from a video's labels CSV (``frame`` = 0-based index), or Nones without one."""
+    """Labels, times and displacement from a video's labels CSV, or Nones.
+
+    (labels int64 [N] with -1 unlisted, times float64 [N] NaN unlisted, displacement [N] NaN
+    unlisted) from a video's labels CSV (``frame`` = 0-based index), or Nones without one.
+    """
     if csv is None:
         return None, None, None
     table = read_label_table(Path(csv).expanduser(), key_column="frame", need_label=False)
@@ -101,12 +110,16 @@ def stream_scores(
     """Score every frame of ``video`` chunk by chunk (see the module docstring).
 
     Args:
-        video: the video file; labels_csv: its labels CSV (``frame`` = index) or None.
-        decode: ``channels`` and ``image_size``; fps: frames per second when the video and the
-            CSV give no time (None: the video's rate).
-        values: ``gate.*``; embedder: a checkpoint's (``embedding``) or None (``pixels``).
-        reference: a frame index or an uint8 [C, H, W] image; record / notes: gate.json's
-            reference entry and notes so far (extended here).
+        video: the video file.
+        labels_csv: its labels CSV (``frame`` = index) or None.
+        decode: ``channels`` and ``image_size``.
+        fps: frames per second when the video and the CSV give no time (None: the video's
+            rate).
+        values: ``gate.*``.
+        embedder: a checkpoint's (``embedding``) or None (``pixels``).
+        reference: a frame index or an uint8 [C, H, W] image.
+        record: gate.json's reference entry (extended here).
+        notes: gate.json's notes so far (extended here).
     """
     from tqdm import tqdm
 

@@ -1,5 +1,6 @@
-"""From a per-frame score to gated frames: temporal smoothing, a threshold, hysteresis and a
-minimum window length. Pure numpy; arrays are in time order of one recording.
+"""From a per-frame score to gated frames.
+
+Temporal smoothing, a threshold, hysteresis and a minimum window length. Pure numpy; arrays are in time order of one recording.
 
 A score is "higher = closer to the reference", at most 1, whatever produced it (cosine
 similarity of embeddings, closeness on the respiratory surrogate).
@@ -47,8 +48,11 @@ class GateTrace:
 
 
 def moving_average(scores: np.ndarray, width: int) -> np.ndarray:
-    """Centred moving average of float [N] over ``width`` frames; the ends average what exists
-    (no padding values invented)."""
+    """Centred moving average of ``scores`` over ``width`` frames.
+
+    Centred moving average of float [N] over ``width`` frames; the ends average what exists
+    (no padding values invented).
+    """
     if width <= 1:
         return scores.astype(np.float64)
     if scores.size < width:
@@ -64,8 +68,11 @@ def moving_average(scores: np.ndarray, width: int) -> np.ndarray:
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold of float [N]: the cut maximising the between-class variance of a
-    ``bins``-bin histogram (the middle of a tie). A constant input returns its value."""
+    """Otsu's threshold of ``values``.
+
+    Otsu's threshold of float [N]: the cut maximising the between-class variance of a
+    ``bins``-bin histogram (the middle of a tie). A constant input returns its value.
+    """
     low, high = float(values.min()), float(values.max())
     if high <= low:
         return low
@@ -108,7 +115,7 @@ def choose_threshold(smoothed: np.ndarray, settings: TraceSettings) -> tuple[flo
 
 
 def hysteresis_gate(smoothed: np.ndarray, threshold: float, margin: float) -> np.ndarray:
-    """bool [N]: enter at ``>= threshold``, stay while ``>= threshold - margin``."""
+    """Bool [N]: enter at ``>= threshold``, stay while ``>= threshold - margin``."""
     if margin <= 0:
         return smoothed >= threshold
     gated = np.zeros(smoothed.size, dtype=bool)
@@ -120,7 +127,7 @@ def hysteresis_gate(smoothed: np.ndarray, threshold: float, margin: float) -> np
 
 
 def drop_short_windows(gated: np.ndarray, min_frames: int) -> np.ndarray:
-    """bool [N] with runs of True shorter than ``min_frames`` set False."""
+    """Bool [N] with runs of True shorter than ``min_frames`` set False."""
     if min_frames <= 1 or not gated.any():
         return gated
     edges = np.diff(np.concatenate([[0], gated.astype(np.int8), [0]]))

@@ -1,0 +1,4 @@
+"""Lightning glue around the pure core.
+
+The SimSiam and FastAP stage modules, the datamodule, callbacks and W&B media.
+"""

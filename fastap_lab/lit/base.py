@@ -63,9 +63,11 @@ class StageModule(L.LightningModule):
             self.backbone.compile(**backend)
 
     def parameter_groups(self) -> list[dict]:
+        """The optimizer's parameter groups (one group of every trainable parameter)."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def configure_optimizers(self):
+        """The optimizer, with its LR scheduler when one is configured."""
         optimizer = self.optimizer_factory(self.parameter_groups())
         if self.scheduler_factory is None:
             return optimizer
@@ -76,28 +78,37 @@ class StageModule(L.LightningModule):
         }
 
     def log_learning_rates(self) -> None:
-        """Log the LR this epoch trains with; logged here rather than by LearningRateMonitor
-        so it lands in the epoch's metrics.csv row."""
+        """Log the learning rates this epoch trains with.
+
+        Log the LR this epoch trains with; logged here rather than by LearningRateMonitor
+        so it lands in the epoch's metrics.csv row.
+        """
         for i, group in enumerate(self.optimizers().param_groups):
             name = "train/lr" if i == 0 else f"train/lr_group{i}"
             self.log(name, group["lr"], on_step=False, on_epoch=True)
 
     def setup(self, stage: str) -> None:
+        """Remember the run's seed, the base of each epoch's augmentation seed."""
         # The run's seed (seed_everything has just set it; nothing has reseeded yet).
         self.seed_base = torch.initial_seed() % 2**31
 
     def on_train_epoch_start(self) -> None:
+        """Reseed the augmentation for this epoch and log the learning rates."""
         self.reseed_for_epoch()
         self.log_learning_rates()
 
     def reseed_for_epoch(self) -> None:
-        """Seed the global RNG (augmentation draws) from (run seed, epoch, rank): an epoch's
+        """Seed the global RNG from (run seed, epoch, rank).
+
+        Seed the global RNG (augmentation draws) from (run seed, epoch, rank): an epoch's
         random draws then do not depend on how many epochs ran before in this process, so a
-        run resumed from a checkpoint continues exactly as an uninterrupted one would."""
+        run resumed from a checkpoint continues exactly as an uninterrupted one would.
+        """
         base = getattr(self, "seed_base", 0)
         torch.manual_seed(base + 1_000_003 * (self.current_epoch + 1) + 7919 * self.global_rank)
 
     def check_finite(self, loss: torch.Tensor) -> None:
+        """Raise TrainingDivergedError, with epoch, step and LR, when ``loss`` is not finite."""
         if not torch.isfinite(loss):
             lr = self.optimizers().param_groups[0]["lr"] if self._trainer else float("nan")
             raise TrainingDivergedError(
@@ -117,6 +128,7 @@ class StageModule(L.LightningModule):
         return self.embedding_network()(self.augment.normalize(images))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store the stage, run config and version in the checkpoint."""
         checkpoint[CHECKPOINT_KEY] = {
             "stage": self.stage,
             "config": self.run_config,

@@ -77,12 +77,14 @@ class FramesDataModule(L.LightningDataModule):
         self.frames = None
 
     def prepare_data(self) -> None:
+        """Generate the phantom once, on one process, when it is the data source."""
         # Runs on one process: the phantom is generated once, before ranks read it.
         source = self.source
         if all(source[key] is None for key in ("root", "video", "path")) and source["phantom"]:
             phantom_root(source["phantom"], source["cache_dir"])
 
     def setup(self, stage: str | None = None) -> None:
+        """Load the frames (once), register them if asked, and split them."""
         if self.frames is not None:
             return
         self.frames = load_source(**self.source)
@@ -117,6 +119,7 @@ class FramesDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Training batches: random, or ``m`` frames per class (data.sampler)."""
         if self.sampler == "random":
             return self._loader(self.train_index, train=True)
         if self.frames.labels is None:
@@ -139,9 +142,11 @@ class FramesDataModule(L.LightningDataModule):
         )
 
     def _frames_per_epoch(self) -> int:
-        """Training frames drawn per epoch: all of them, unless data.drop_last=false would leave
-        a last batch of 1 frame (on some rank, under DDP), which BatchNorm cannot train on:
-        then just enough frames (a different random choice each epoch) are left out."""
+        """Training frames drawn per epoch.
+
+        All of them, unless data.drop_last=false would leave a last batch of 1 frame (on some rank, under DDP), which BatchNorm cannot train on:
+        then just enough frames (a different random choice each epoch) are left out.
+        """
         count = self.train_index.numel()
         if count < 2:
             raise ConfigError(
@@ -167,6 +172,7 @@ class FramesDataModule(L.LightningDataModule):
         return drawn
 
     def val_dataloader(self) -> DataLoader:
+        """Validation frames in order."""
         return self._loader(self.val_index, train=False)
 
     def all_dataloader(self) -> DataLoader:
@@ -175,8 +181,11 @@ class FramesDataModule(L.LightningDataModule):
 
 
 def check_training_batch_size(batch_size: int) -> None:
-    """A training batch needs 2+ frames: BatchNorm's batch statistics and every pair-based
-    loss (SimSiam's two views of a batch, FastAP's ranking) are undefined on one frame."""
+    """Raise ConfigError for a training batch of fewer than 2 frames.
+
+    A training batch needs 2+ frames: BatchNorm's batch statistics and every pair-based
+    loss (SimSiam's two views of a batch, FastAP's ranking) are undefined on one frame.
+    """
     if batch_size == 1:
         raise ConfigError(
             "data.batch_size=1: training needs at least 2 frames per batch (BatchNorm and the"

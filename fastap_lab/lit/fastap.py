@@ -13,9 +13,12 @@ from fastap_lab.respiration.pipeline import surrogate_from_frames
 
 
 def training_phase(datamodule) -> torch.Tensor:
-    """Respiratory phase float [N_frames] from the training frames' images alone (0..1 over the
+    """Respiratory phase of the training frames, from their images alone.
+
+    Respiratory phase float [N_frames] from the training frames' images alone (0..1 over the
     breathing range; NaN for held-out frames, which never reach a training batch), so
-    ``loss.positives=surrogate`` never looks at held-out frames or at any label."""
+    ``loss.positives=surrogate`` never looks at held-out frames or at any label.
+    """
     frames, train = datamodule.frames, datamodule.train_index
     surrogate = surrogate_from_frames(
         frames.images[train], frames.times[train], frames.groups[train]
@@ -67,6 +70,7 @@ class FastAPModule(StageModule):
             part.requires_grad_(False).eval()
 
     def load_pretrained(self, path: str) -> None:
+        """Load backbone weights from a SimSiam checkpoint (refusing another stage's)."""
         checkpoint = load_checkpoint(path, field="model.pretrained")
         stage = checkpoint_stage(checkpoint)
         if stage not in (None, "simsiam"):
@@ -78,6 +82,7 @@ class FastAPModule(StageModule):
         load_submodule(self.projector, checkpoint, "projector", f"model.pretrained={path}")
 
     def train(self, mode: bool = True) -> FastAPModule:
+        """Set training mode, keeping the frozen parts in eval mode."""
         super().train(mode)
         for part in self.frozen:
             part.eval()
@@ -88,6 +93,7 @@ class FastAPModule(StageModule):
         return self.head(self.projector(self.backbone(images)))
 
     def on_fit_start(self) -> None:
+        """Set the modules' modes before fitting (frozen parts in eval mode)."""
         # Lightning (>= 2.2) never calls .train() itself: it keeps the modes the module has
         # when fit starts (and restores them after each validation). Set them here, so frozen
         # parts run in eval mode (no BatchNorm drift) however the module was handled before.
@@ -108,8 +114,11 @@ class FastAPModule(StageModule):
             )
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
-        """The stage's loss on one batch (also what the benchmarks' plain loop runs):
-        ``loss`` and ``anchors_with_positive`` (share of anchors with at least one positive)."""
+        """The stage's loss on one batch, with the share of anchors that have a positive.
+
+        The stage's loss on one batch (also what the benchmarks' plain loop runs):
+        ``loss`` and ``anchors_with_positive`` (share of anchors with at least one positive).
+        """
         views = self.objective.num_views
         images = torch.cat([self.augment(batch["images"]) for _ in range(views)])
         embeddings = self.forward_normalized(images)
@@ -124,6 +133,7 @@ class FastAPModule(StageModule):
         return {"loss": loss, "anchors_with_positive": positives[anchors].any(dim=1).float().mean()}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """One FastAP step: the loss of the batch, logged."""
         parts = self.compute_loss(batch)
         loss = parts["loss"]
         self.check_finite(loss)
@@ -143,8 +153,11 @@ class FastAPModule(StageModule):
         return loss
 
     def gather_batch(self, embeddings: torch.Tensor, items: dict[str, torch.Tensor]):
-        """Under DDP: the global batch, with gradient through this rank's rows only, and the
-        indices of this rank's rows (its anchors). One process: the batch itself."""
+        """The global batch under DDP and the indices of this rank's rows.
+
+        Under DDP: the global batch, with gradient through this rank's rows only, and the
+        indices of this rank's rows (its anchors). One process: the batch itself.
+        """
         n = embeddings.shape[0]
         # No trainer attached (a plain loop, a benchmark): one process.
         attached = getattr(self, "_trainer", True) is not None
@@ -158,4 +171,5 @@ class FastAPModule(StageModule):
         return gathered.flatten(0, 1), items, anchors
 
     def embedding_network(self) -> EmbeddingNetwork:
+        """Backbone, projector and head: the head's output is already unit-norm."""
         return EmbeddingNetwork(self.backbone, self.projector, self.head, normalize=False)

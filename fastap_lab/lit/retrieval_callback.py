@@ -27,14 +27,16 @@ log = logging.getLogger(__name__)
 
 
 class RetrievalEvaluation(L.Callback):
-    """Args:
-    every_n_epochs: evaluate after epochs ``n-1, 2n-1, …`` (and never when 0).
-    ks: cut-offs of precision@k / recall@k; those larger than the split's gallery are
-        dropped (one info message), as evaluation does
-        (:func:`fastap_lab.retrieval.metrics.cutoffs_within_gallery`).
-    exclusion_window: same-video frames within this many time units of the query are left
-        out of its gallery (None: the datamodule's split_gap).
-    split: ``val`` (held-out frames) or ``all``.
+    """Logs ``val/`` retrieval metrics of a split during training.
+
+    Args:
+        every_n_epochs: evaluate after epochs ``n-1, 2n-1, …`` (and never when 0).
+        ks: cut-offs of precision@k / recall@k; those larger than the split's gallery are
+            dropped (one info message), as evaluation does
+            (:func:`fastap_lab.retrieval.metrics.cutoffs_within_gallery`).
+        exclusion_window: same-video frames within this many time units of the query are left
+            out of its gallery (None: the datamodule's split_gap).
+        split: ``val`` (held-out frames) or ``all``.
     """
 
     def __init__(self, every_n_epochs=1, ks=(1, 5, 10, 20, 50), exclusion_window=None, split="val"):
@@ -45,6 +47,7 @@ class RetrievalEvaluation(L.Callback):
         self._said: set[str] = set()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Every ``every_n_epochs`` epochs, log retrieval metrics of the configured split."""
         if self.every_n_epochs < 1 or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         datamodule = getattr(trainer, "datamodule", None)
@@ -90,6 +93,7 @@ class RetrievalEvaluation(L.Callback):
         return embeddings[: index.numel()]
 
     def metrics(self, embeddings, frames, index, datamodule) -> dict[str, float]:
+        """The ``val/`` retrieval metrics of ``embeddings`` for the frames ``index``."""
         window = self.exclusion_window
         window = float(datamodule.split.get("gap", 0.0) if window is None else window)
         result = evaluate_split(

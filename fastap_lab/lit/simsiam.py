@@ -53,6 +53,7 @@ class SimSiamModule(StageModule):
         self.embed_layer = embed_layer
 
     def parameter_groups(self) -> list[dict]:
+        """Encoder parameters, and the predictor's as a group that may keep a fixed LR."""
         encoder = list(self.backbone.parameters()) + list(self.projector.parameters())
         return [
             {"params": encoder},
@@ -60,6 +61,7 @@ class SimSiamModule(StageModule):
         ]
 
     def on_train_epoch_start(self) -> None:
+        """Reset the predictor's LR to its initial value when it is fixed."""
         if self.fix_predictor_lr:
             for group in self.optimizers().param_groups:
                 if group.get("fix_lr"):
@@ -67,14 +69,18 @@ class SimSiamModule(StageModule):
         super().on_train_epoch_start()
 
     def compute_loss(self, batch: dict) -> dict[str, torch.Tensor]:
-        """The stage's loss on one batch (also what the benchmarks' plain loop runs): ``loss``
-        and ``z1`` (the first view's projections, for the collapse monitor)."""
+        """The stage's loss on one batch, with the first view's projections.
+
+        Also what the benchmarks' plain loop runs. Returns ``loss`` and ``z1`` (the first view's
+        projections, for the collapse monitor).
+        """
         images = batch["images"]
         z1 = self.projector(self.backbone(self.augment(images)))
         z2 = self.projector(self.backbone(self.augment(images)))
         return {"loss": self.loss_fn(self.predictor(z1), self.predictor(z2), z1, z2), "z1": z1}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """One SimSiam step: the loss of the batch's two views, logged with the collapse monitor."""
         parts = self.compute_loss(batch)
         loss = parts["loss"]
         self.check_finite(loss)
@@ -87,6 +93,7 @@ class SimSiamModule(StageModule):
         return loss
 
     def embedding_network(self) -> EmbeddingNetwork:
+        """The backbone (and the projector when ``embed_layer`` is ``projector``), L2-normalised."""
         layers = (
             (self.backbone, self.projector) if self.embed_layer == "projector" else (self.backbone,)
         )

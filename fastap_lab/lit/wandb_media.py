@@ -1,5 +1,7 @@
-"""W&B around a training run: run identity (id, name, group, tags), the config, the post-train
-evaluation's images and per-query table, and a clean finish between multirun jobs.
+"""W&B around a training run: identity, config, evaluation media, finishing.
+
+Run identity (id, name, group, tags), the config, the post-train evaluation's images and
+per-query table, and a clean finish between multirun jobs.
 
 Only used with ``logger=wandb``. The run id is stored in ``<run>/wandb_id.txt``; a run resumed
 with ``ckpt_path=<old run>/checkpoints/last.ckpt`` reads the old run's id and continues that
@@ -24,6 +26,7 @@ WANDB_ID_FILE = "wandb_id.txt"
 
 
 def uses_wandb(cfg: DictConfig) -> bool:
+    """Whether the config logs to W&B."""
     return bool((cfg.get("logger") or {}).get("wandb"))
 
 
@@ -44,8 +47,11 @@ def hydra_job_info() -> dict:
 
 
 def resumed_run_id(ckpt_path: str | None) -> str | None:
-    """The W&B id stored by the run that wrote ``ckpt_path`` (``<run>/checkpoints/x.ckpt`` or
-    the run folder itself), or None."""
+    """The W&B id of the run that wrote ``ckpt_path``, or None.
+
+    The W&B id stored by the run that wrote ``ckpt_path`` (``<run>/checkpoints/x.ckpt`` or
+    the run folder itself), or None.
+    """
     if not ckpt_path:
         return None
     path = Path(ckpt_path).resolve()
@@ -62,7 +68,7 @@ def new_run_id(length: int = 8) -> str:
 
 
 def run_identity(cfg: DictConfig, job: dict) -> dict:
-    """id / name / group / tags for ``wandb.init``; values set in ``logger.wandb`` win."""
+    """Id / name / group / tags for ``wandb.init``; values set in ``logger.wandb`` win."""
     experiment = str(cfg.experiment_name)
     group = f"{experiment}-{job['sweep']}" if job["multirun"] else experiment
     tags = [*map(str, cfg.get("tags") or []), experiment, *(["sweep"] if job["multirun"] else [])]
@@ -90,6 +96,7 @@ def prepare_wandb_logger(cfg: DictConfig, run_dir: Path) -> None:
 
 
 def find_wandb_logger(trainer):
+    """The trainer's WandbLogger, or None."""
     from lightning.pytorch.loggers import WandbLogger
 
     return next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)

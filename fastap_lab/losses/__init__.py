@@ -1,3 +1,9 @@
+"""Losses and the positives they rank.
+
+FastAP (soft-binned average precision) and its positive masks, SimSiam, and the stage
+objectives that pick positives.
+"""
+
 from fastap_lab.losses.fastap import fastap_loss
 from fastap_lab.losses.positives import (
     positives_from_labels,

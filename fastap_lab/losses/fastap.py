@@ -6,6 +6,7 @@ CVPR 2019 (official code: github.com/kunhe/FastAP-metric-learning). Values and g
 N×N×(bins+1) tensor; here each distance only touches the centres its kernel reaches.
 
 Which pairs are positives is the caller's: :mod:`fastap_lab.losses.positives` builds the masks.
+The soft histograms of distances are :mod:`fastap_lab.losses.histograms`.
 """
 
 from __future__ import annotations
@@ -20,17 +21,14 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from fastap_lab.errors import ConfigError
+from fastap_lab.losses.histograms import MAX_SQUARED_DISTANCE, split_histograms
 from fastap_lab.threads import block_workers, map_blocks, one_torch_thread
 
 KERNELS = ("triangular", "gaussian")
-MAX_SQUARED_DISTANCE = 4.0  # squared Euclidean distance between unit vectors lies in [0, 4]
 # On the CPU anchors are processed in blocks of about this many [anchor, item] pairs: a
 # block's ~15 [rows, N] temporaries stay in cache, and blocks spread over threads without
 # per-op barriers (see fastap_lab.threads).
 CPU_BLOCK_ENTRIES = 1 << 17
-# The gaussian window keeps every centre within this many sigmas of the distance: the mass
-# dropped beyond it is < exp(-6²/2) ≈ 1.5e-8 relative, far below float32 resolution of a bin.
-GAUSSIAN_TRUNCATION_SIGMAS = 6.0
 
 
 def fastap_loss(
@@ -52,7 +50,7 @@ def fastap_loss(
             ``linspace(0, 4, bins + 1)`` and Δ = 4 / bins.
         kernel: ``"triangular"`` (the paper: weight relu(1 − |d − c_l| / Δ)) or ``"gaussian"``
             (weights ∝ exp(−(d − c_l)² / 2σ²), normalised to 1 over the centres within
-            ``GAUSSIAN_TRUNCATION_SIGMAS``·σ).
+            ``histograms.GAUSSIAN_TRUNCATION_SIGMAS``·σ).
         sigma: gaussian bandwidth in squared-distance units (e.g. 0.05 with bins=100); must be
             None for the triangular kernel.
         anchors: optional [A] long indices of the rows that rank the whole batch (default: all
@@ -81,8 +79,11 @@ def fastap_loss(
 
 
 def _anchor_masks(positives: Tensor, anchors: Tensor | None, num_items: int):
-    """(anchors [A], valid [A, N], positive [A, N]): the anchor rows (default all N), which
-    items each ranks (all but itself) and which of those are its positives."""
+    """The anchor rows and the valid and positive masks of each.
+
+    (anchors [A], valid [A, N], positive [A, N]): the anchor rows (default all N), which
+    items each ranks (all but itself) and which of those are its positives.
+    """
     columns = torch.arange(num_items, device=positives.device)
     if anchors is None:
         anchors = columns
@@ -93,15 +94,20 @@ def _anchor_masks(positives: Tensor, anchors: Tensor | None, num_items: int):
 
 
 def _anchor_loss_sum(unit, anchors, valid, positive, histogram_args) -> Tensor:
-    """Σ (1 − FastAP_i) over the rows ``anchors`` [A] that have a positive: unit rows [N, D],
-    ``valid`` / ``positive`` [A, N] bool (the anchor itself is not valid)."""
+    """Sum of (1 - FastAP) over the anchors that have a positive.
+
+    Σ (1 − FastAP_i) over the rows ``anchors`` [A] that have a positive: unit rows [N, D],
+    ``valid`` / ``positive`` [A, N] bool (the anchor itself is not valid).
+    """
     distances = _squared_distances_on_sphere(unit[anchors], unit)
     split = split_histograms(distances, valid, positive, *histogram_args)
     return _loss_sum_from_histograms(split[:, 1], split.sum(dim=1), positive.sum(dim=1))
 
 
 def _blockwise_loss(embeddings, positives, anchors, histogram_args) -> Tensor:
-    """The loss on the CPU: :func:`_anchor_loss_sum` over cache-sized blocks of anchors on the
+    """The loss on the CPU, over blocks of anchors on worker threads.
+
+    The loss on the CPU: :func:`_anchor_loss_sum` over cache-sized blocks of anchors on the
     CPU's threads (:func:`~fastap_lab.threads.map_blocks`), each block's gradient taken in
     its worker; the summed gradient joins the caller's graph via :class:`_PrecomputedGradient`.
 
@@ -152,85 +158,6 @@ class _PrecomputedGradient(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None, None]:
         (gradient,) = ctx.saved_tensors
         return grad_output * gradient, None, None
-
-
-def soft_histograms(
-    distances: Tensor,
-    mask: Tensor,
-    bins: int,
-    kernel: str = "triangular",
-    sigma: float | None = None,
-) -> Tensor:
-    """Per-row soft histograms [A, bins + 1] of the masked distances [A, N] (values in [0, 4]).
-
-    Each unmasked distance adds one unit of mass spread over the centres by ``kernel``; masked
-    entries add nothing. Differentiable in ``distances``.
-    """
-    return split_histograms(distances, mask, mask, bins, kernel, sigma).sum(dim=1)
-
-
-def split_histograms(
-    distances: Tensor,
-    valid: Tensor,
-    positive: Tensor,
-    bins: int,
-    kernel: str = "triangular",
-    sigma: float | None = None,
-) -> Tensor:
-    """[A, 2, bins + 1]: soft histograms of the valid distances [A, N] that are not positive
-    (slot 0) and that are (slot 1); ``valid`` and ``positive`` are [A, N] bool.
-
-    Both slots come from one scatter: an entry's centre index is shifted by bins + 1 when it is
-    positive and by 2·(bins + 1), into a discarded block, when it is not valid. That halves the
-    scatter work of two separate histograms and needs no multiplication by the masks.
-    """
-    rows, block = distances.shape[0], bins + 1
-    slot_of_positive = torch.where(positive, block, 0)
-    slot = torch.where(valid, slot_of_positive, 2 * block)
-    empty = distances.new_zeros(rows, 3 * block)
-    if kernel == "triangular":
-        histograms = _triangular_slot_histograms(distances, slot, bins, empty)
-    else:
-        centre_index, centre_weight = _gaussian_weights(distances, bins, sigma)
-        index = (centre_index + slot.unsqueeze(-1)).reshape(rows, -1)
-        histograms = empty.scatter_add(1, index, centre_weight.reshape(rows, -1))
-    return histograms[:, : 2 * block].view(rows, 2, block)
-
-
-def _triangular_slot_histograms(distances, slot, bins, empty) -> Tensor:
-    """[A, 3·(bins + 1)] triangular-kernel histograms of the entries in each slot block.
-
-    relu(1 − |d − c_l| / Δ) is non-zero only at the centres l and l + 1 that bracket d, where it
-    is 1 − frac and frac (frac = d's position inside interval l). So h_l = count_l − F_l + F_{l−1},
-    with count_l the (gradient-free) number of distances in interval l and F_l the sum of their
-    fracs: one differentiable scatter of N per row.
-    """
-    position = distances * (bins / MAX_SQUARED_DISTANCE)
-    # Clamping keeps d = 4 in the last interval (frac = 1) instead of indexing centre bins + 1.
-    lower = position.detach().floor().clamp(0, bins - 1)
-    frac = position - lower
-    index = lower.long() + slot
-    counts = empty.scatter_add(1, index, frac.new_ones(()).expand_as(index))
-    frac_sums = empty.scatter_add(1, index, frac)
-    # Interval `bins` is never used as a lower index, so the shift moves no mass across blocks.
-    shifted_frac_sums = F.pad(frac_sums[:, :-1], (1, 0))
-    return counts - frac_sums + shifted_frac_sums
-
-
-def _gaussian_weights(distances: Tensor, bins: int, sigma: float) -> tuple[Tensor, Tensor]:
-    """Indices and normalised gaussian weights [A, N, W] over a window of W centres.
-
-    The window (clipped to [0, bins], so it slides rather than shrinks at the ends) holds every
-    centre within GAUSSIAN_TRUNCATION_SIGMAS·σ of d; softmax keeps tiny sigmas from underflowing.
-    """
-    delta = MAX_SQUARED_DISTANCE / bins
-    half_width = math.ceil(GAUSSIAN_TRUNCATION_SIGMAS * sigma / delta) + 1
-    width = min(2 * half_width + 1, bins + 1)
-    nearest = torch.round(distances.detach() / delta).long()
-    start = (nearest - half_width).clamp(0, bins + 1 - width)
-    index = start.unsqueeze(-1) + torch.arange(width, device=distances.device)
-    offsets = distances.unsqueeze(-1) - index.to(distances.dtype) * delta
-    return index, torch.softmax(-(offsets**2) / (2 * sigma**2), dim=-1)
 
 
 def _squared_distances_on_sphere(anchor_unit: Tensor, unit: Tensor) -> Tensor:

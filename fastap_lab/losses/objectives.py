@@ -58,8 +58,11 @@ class FastAPObjective:
         return 2 if self.positives == "views" else 1
 
     def set_phase(self, phase: torch.Tensor) -> None:
-        """The respiratory phase of every frame, float [N_frames] indexed like batches' ``index``
-        (already scaled to the 0..1 breathing range); needed by ``positives=surrogate``."""
+        """Set the respiratory phase of every frame (for ``positives=surrogate``).
+
+        The respiratory phase of every frame, float [N_frames] indexed like batches' ``index``
+        (already scaled to the 0..1 breathing range); needed by ``positives=surrogate``.
+        """
         self.phase = phase.detach().float()
 
     def positive_mask(
@@ -93,8 +96,11 @@ class FastAPObjective:
 
 
 def scale_phase(surrogate: torch.Tensor, low: float = 0.01, high: float = 0.99) -> torch.Tensor:
-    """float [N] -> float [N] with its ``low`` and ``high`` quantiles at 0 and 1 (clipped):
-    the breathing range as 0..1, robust to a few outlying frames. Sign is kept."""
+    """Scale a surrogate to the 0..1 breathing range by its quantiles.
+
+    Float [N] -> float [N] with its ``low`` and ``high`` quantiles at 0 and 1 (clipped):
+    the breathing range as 0..1, robust to a few outlying frames. Sign is kept.
+    """
     values = surrogate.double()
     bottom, top = torch.quantile(values, low), torch.quantile(values, high)
     if top <= bottom:

@@ -22,8 +22,11 @@ def positives_from_labels(labels: Tensor) -> Tensor:
 def positives_from_views(
     num_frames: int, num_views: int = 2, device: torch.device | str | None = None
 ) -> Tensor:
-    """[V·F, V·F] bool for embeddings stacked view-major (view 0 of frames 0..F−1, then view 1,
-    ...): the other views of the same frame are its only positives (diagonal False)."""
+    """Positives of stacked views: the other views of the same frame.
+
+    [V·F, V·F] bool for embeddings stacked view-major (view 0 of frames 0..F−1, then view 1,
+    ...): the other views of the same frame are its only positives (diagonal False).
+    """
     frame_of_row = torch.arange(num_frames, device=device).repeat(num_views)
     return positives_from_labels(frame_of_row)
 

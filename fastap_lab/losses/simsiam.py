@@ -19,8 +19,10 @@ def simsiam_loss(
     """Symmetric SimSiam loss with stop-gradient on the projections.
 
     Args:
-        p1, p2: predictor outputs of view 1 / view 2, [B, D].
-        z1, z2: projector outputs of view 1 / view 2, [B, D]; gradients do not flow into them.
+        p1: predictor output of view 1, [B, D].
+        p2: predictor output of view 2, [B, D].
+        z1: projector output of view 1, [B, D]; gradients do not flow into it.
+        z2: projector output of view 2, [B, D]; gradients do not flow into it.
 
     Returns:
         scalar in [-1, 1]; -1 when each prediction points exactly at the other view's projection.

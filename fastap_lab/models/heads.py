@@ -46,6 +46,7 @@ class EmbeddingHead(nn.Module):
         self.out_dim = dim
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Unit-norm embeddings [B, D] of ``features``."""
         return F.normalize(self.linear(features), dim=1)
 
 

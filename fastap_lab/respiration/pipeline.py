@@ -72,10 +72,13 @@ class SurrogateSettings:
 
 @dataclass
 class Surrogate:
-    """The result. ``values`` float64 [N] in the input's frame order; per candidate [K]:
+    """A respiratory surrogate and the scores of the candidates it was chosen from.
+
+    The result. ``values`` float64 [N] in the input's frame order; per candidate [K]:
     ``band_shares``, ``smoothness``, ``scores`` (band share x smoothness; the chosen one is the
     strongest in-band candidate among those scoring >= half the best), ``variance_shares``
-    (PCA only, else None); ``shifts`` float64 [N, 2] (dy, dx) px when frames were registered."""
+    (PCA only, else None); ``shifts`` float64 [N, 2] (dy, dx) px when frames were registered.
+    """
 
     values: torch.Tensor
     component: int
@@ -91,6 +94,7 @@ class Surrogate:
 
     @property
     def band_share(self) -> float:
+        """The chosen component's share of power in the breathing band."""
         return float(self.band_shares[self.component])
 
 
@@ -193,8 +197,11 @@ def surrogate_from_embeddings(
     groups: torch.Tensor | None = None,
     settings: SurrogateSettings | None = None,
 ) -> Surrogate:
-    """Respiratory surrogate from per-frame embeddings float [N, D] (e.g. a model's
-    embeddings.npy): the same embedding and band choice, without registration / normalisation."""
+    """Respiratory surrogate from per-frame embeddings.
+
+    Respiratory surrogate from per-frame embeddings float [N, D] (e.g. a model's
+    embeddings.npy): the same embedding and band choice, without registration / normalisation.
+    """
     settings = settings or SurrogateSettings()
     coordinates, shares = embed(embeddings.double(), settings)
     return choose_coordinate(coordinates, times, groups, settings, shares)

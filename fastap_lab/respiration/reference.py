@@ -1,5 +1,7 @@
-"""What labels.csv says beyond the frames reader: is there a ``time`` column, and the
-ground-truth respiratory ``displacement`` (phantoms write it) to score a surrogate against.
+"""What labels.csv says about time and the true respiratory displacement.
+
+Beyond the frames reader: is there a ``time`` column, and the ground-truth respiratory
+``displacement`` (phantoms write it) to score a surrogate against.
 
 One small function on purpose: when the frames reader exposes extra columns itself, only
 :func:`read_reference` changes.
@@ -21,8 +23,11 @@ DISPLACEMENT = "displacement"
 
 @dataclass
 class Reference:
-    """``has_time``: labels.csv has a ``time`` column; ``displacement`` float64 [N] in labels.csv
-    row order (the FrameSet's order), or None when the column is absent."""
+    """Whether labels.csv has times, and its displacement column.
+
+    ``has_time``: labels.csv has a ``time`` column; ``displacement`` float64 [N] in labels.csv
+    row order (the FrameSet's order), or None when the column is absent.
+    """
 
     has_time: bool
     displacement: np.ndarray | None

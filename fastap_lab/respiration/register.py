@@ -26,7 +26,7 @@ MAX_SHIFT = 1 / 6  # largest shift searched, fraction of the shorter side (pose 
 
 
 def log_frames(frames: torch.Tensor) -> torch.Tensor:
-    """float [N, H, W] >= 0 -> float32 ``log(frame + LOG_FLOOR * mean(frame))`` [N, H, W]."""
+    """Float [N, H, W] >= 0 -> float32 ``log(frame + LOG_FLOOR * mean(frame))`` [N, H, W]."""
     frames = frames.float().clamp_min(0.0)
     floor = LOG_FLOOR * frames.mean(dim=(1, 2), keepdim=True).clamp_min(1e-6)
     return torch.log(frames + floor)
@@ -60,8 +60,11 @@ def _spectra(log_images: torch.Tensor) -> torch.Tensor:
 
 
 def _integer_peaks(cross: torch.Tensor, weights: torch.Tensor, max_shift: float) -> torch.Tensor:
-    """Integer (dy, dx) [N, 2] of the peak of the weighted phase correlation within
-    ``max_shift`` px (noise elsewhere on the surface cannot win)."""
+    """Integer shifts at the peak of the weighted phase correlation.
+
+    Integer (dy, dx) [N, 2] of the peak of the weighted phase correlation within
+    ``max_shift`` px (noise elsewhere on the surface cannot win).
+    """
     height, width = cross.shape[-2:]
     dy = torch.fft.fftfreq(height) * height  # wrapped offsets 0, 1, ..., -1
     dx = torch.fft.fftfreq(width) * width
@@ -178,7 +181,9 @@ def register_frames(frames: torch.Tensor, passes: int = 2) -> tuple[torch.Tensor
 
 
 def register_images(images: torch.Tensor, passes: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """A decoded sequence registered by translation: uint8 [N, C, H, W] -> (uint8 [N, C, H, W],
+    """Register a decoded sequence by translation.
+
+    A decoded sequence registered by translation: uint8 [N, C, H, W] -> (uint8 [N, C, H, W],
     shifts float64 [N, 2]).
 
     The shifts are estimated on the channel mean (:func:`register_frames`) and applied to every
@@ -193,9 +198,12 @@ def register_images(images: torch.Tensor, passes: int = 2) -> tuple[torch.Tensor
 
 
 def register_frameset(frames):
-    """``frames`` with every image translated onto the sequence's temporal median frame
+    """``frames`` registered onto the sequence's temporal median frame.
+
+    ``frames`` with every image translated onto the sequence's temporal median frame
     (``data.register=true``): per-frame in-plane jitter removed before augmentation and the
-    network; label-free, from the images alone (:func:`register_images`)."""
+    network; label-free, from the images alone (:func:`register_images`).
+    """
     images, shifts = register_images(frames.images)
     note = (
         f"data.register: frames translated onto their temporal median (|shift| mean"

@@ -94,8 +94,11 @@ def sampling_rate(times: torch.Tensor, segments: list[torch.Tensor]) -> float:
 
 @dataclass
 class Spectrum:
-    """Per candidate signal [K]: in-band power, total power (both without the mean), their
-    ratio, mean in-band frequency (Hz), lag-1 autocorrelation (smoothness); duration (s)."""
+    """Spectral measures of each candidate signal.
+
+    Per candidate signal [K]: in-band power, total power (both without the mean), their
+    ratio, mean in-band frequency (Hz), lag-1 autocorrelation (smoothness); duration (s).
+    """
 
     band_power: torch.Tensor
     total_power: torch.Tensor
@@ -152,7 +155,9 @@ QUALIFY = 0.5  # a candidate qualifies with at least this fraction of the best r
 
 
 def choose_respiratory(spec: Spectrum, prefer_first: bool = False) -> int:
-    """Index of the respiratory coordinate: among the candidates whose
+    """Index of the candidate chosen as the respiratory coordinate.
+
+    Index of the respiratory coordinate: among the candidates whose
     :func:`respiratory_score` is at least ``QUALIFY`` x the best, the one with the most in-band
     power (PCA scores), or the first one (``prefer_first``: Laplacian eigenmap coordinates,
     which come ordered from the smoothest map on the frames' manifold and share one scale).

@@ -50,7 +50,9 @@ def metric_names(ks: Sequence[int]) -> list[str]:
 
 
 def cutoffs_within_gallery(ks: Sequence[int], gallery_size: int) -> tuple[list[int], str | None]:
-    """The cut-offs of precision@K / recall@K for an all-vs-all evaluation whose galleries hold
+    """The cut-offs K that fit in the gallery, and a note on those dropped.
+
+    The cut-offs of precision@K / recall@K for an all-vs-all evaluation whose galleries hold
     ``gallery_size`` items (the evaluation set minus the query): one policy for the training
     callback (``val/…``) and for evaluation (``inference/…``).
 
@@ -73,10 +75,13 @@ def cutoffs_within_gallery(ks: Sequence[int], gallery_size: int) -> tuple[list[i
 
 
 def single_label_warning(labels: Tensor) -> str | None:
-    """A warning when every item of an evaluation set has the same label (int64 [N]): then
+    """A warning when every item has the same label, else None.
+
+    A warning when every item of an evaluation set has the same label (int64 [N]): then
     every gallery item is relevant to every query, so AP and R-precision are 1 (and P@K the
     share of valid items in the top K) whatever the ranking: the metrics say nothing about the
-    embedding. None when there are two labels or more."""
+    embedding. None when there are two labels or more.
+    """
     values = labels.unique()
     if values.numel() != 1:
         return None
@@ -152,7 +157,9 @@ def summarize(per_query: dict[str, Tensor]) -> dict[str, float]:
 def _block_table(
     scores: Tensor, relevant: Tensor, valid: Tensor | None, ks: tuple[int, ...]
 ) -> Tensor:
-    """Metrics of one block of rows as [C, metrics + 1] float64, columns ordered as
+    """Metrics table of one block of rows.
+
+    Metrics of one block of rows as [C, metrics + 1] float64, columns ordered as
     ``metric_names(ks)`` then num_relevant: one sort, then dense cumulative sums.
 
     Excluded items get score -inf so that the valid items fill the front of each sorted row
@@ -175,7 +182,9 @@ def _block_table(
 
 
 def _table_of_ranking(tie_keys: Tensor, ranked: Tensor, ks: tuple[int, ...]) -> Tensor:
-    """Metrics table (see :func:`_block_table`) of sorted relevance ``ranked`` [C, G] (G >= 1)
+    """Metrics table of a ranked relevance matrix.
+
+    Metrics table (see :func:`_block_table`) of sorted relevance ``ranked`` [C, G] (G >= 1)
     with its ``tie_keys`` [C, G]; every metric is read off two cumulative sums.
 
     hits[:, j] = relevant items among the first j + 1; precision[:, j] = hits / (j + 1) at
@@ -203,8 +212,11 @@ def _table_of_ranking(tie_keys: Tensor, ranked: Tensor, ks: tuple[int, ...]) -> 
 
 
 def _normalised_table(totals: Tensor, num_relevant: Tensor, ks: tuple[int, ...]) -> Tensor:
-    """Per-query sums [C, 1 + len(ks) + 2] -> metrics table [C, metrics + 1] (NaN rows for
-    queries without relevant items; num_relevant appended as the last column)."""
+    """Per-query sums turned into the metrics table.
+
+    Per-query sums [C, 1 + len(ks) + 2] -> metrics table [C, metrics + 1] (NaN rows for
+    queries without relevant items; num_relevant appended as the last column).
+    """
     safe_num_relevant = num_relevant.clamp_min(1).double()[:, None]
     hits_in_top_k = totals[:, 1 : 1 + len(ks)]
     table = torch.cat(

@@ -63,7 +63,8 @@ def ranked_relevance(scores: Tensor, relevant: Tensor) -> tuple[Tensor, Tensor]:
     """Each row's relevance flags in stable descending score order (ties by ascending index).
 
     Args:
-        scores: [R, C] float scores without NaN; relevant: [R, C] bool.
+        scores: [R, C] float scores without NaN.
+        relevant: [R, C] bool, whether each item is relevant to its row's query.
 
     Returns:
         ``(tie_keys, ranked)``, both [R, C]: ``ranked[r, j]`` is the relevance of row r's j-th
@@ -93,7 +94,8 @@ def _packed_order(scores: Tensor) -> tuple[Tensor, Tensor]:
 def _sorted_keys(scores: Tensor, low_words: Tensor) -> Tensor:
     """[R, C] int64 keys (descending-score order bits << 32 | ``low_words``), each row sorted.
 
-    ``low_words``: [C] or [R, C] int32, non-negative, unique within a row (they break ties)."""
+    ``low_words``: [C] or [R, C] int32, non-negative, unique within a row (they break ties).
+    """
     num_rows, num_cols = scores.shape
     bits = torch.neg(scores).add_(0.0).view(torch.int32)  # ascending = descending score
     # As integers, negative floats run backwards; flipping their magnitude bits fixes that.
@@ -107,8 +109,11 @@ def _sorted_keys(scores: Tensor, low_words: Tensor) -> Tensor:
 
 
 def _sort_rows_in_place(keys: np.ndarray, min_rows_per_thread: int = 64) -> None:
-    """``keys.sort(axis=1)`` on up to ``torch.get_num_threads()`` threads (NumPy sorts release
-    the GIL but use one core each; torch's own ops use all of them)."""
+    """Sort the rows of ``keys`` in place on several threads.
+
+    ``keys.sort(axis=1)`` on up to ``torch.get_num_threads()`` threads (NumPy sorts release
+    the GIL but use one core each; torch's own ops use all of them).
+    """
     threads = max(1, min(torch.get_num_threads(), len(keys) // min_rows_per_thread))
     if threads == 1:
         keys.sort(axis=1)
