@@ -40,14 +40,19 @@ from fastap_lab.evaluation.run import (
     evaluate_into,
     evaluation_index,
 )
+from fastap_lab.evaluation.surrogate_embedding import (
+    bridged_embedder,
+    orientation_warning,
+    surrogate_embedder,
+)
 from fastap_lab.validate import check_data
 
 log = logging.getLogger(__name__)
-BASELINES = ("pixels", "untrained")
+BASELINES = ("pixels", "untrained", "surrogate")
 
 
 def model_kind(cfg: DictConfig) -> str:
-    """``checkpoint``, or the baseline chosen with ``baseline=pixels|untrained``."""
+    """``checkpoint``, or the baseline chosen with ``baseline=pixels|untrained|surrogate``."""
     baseline = cfg.get("baseline")
     if baseline is None:
         return "checkpoint"
@@ -87,7 +92,24 @@ def baseline_embedder(cfg: DictConfig, kind: str, data: dict, frames) -> Embedde
     device = pick_device(cfg.eval.device)
     if kind == "pixels":
         return pixels_embedder(frames.images, cfg.baseline.get("size"), device)
+    if kind == "surrogate":
+        return surrogate_embedder(frames, device)
     return untrained_embedder(data, str(cfg.paths.cache_dir), int(cfg.eval.seed), device)
+
+
+def adapted_queries(cfg: DictConfig, embedder: Embedder, target_images, target, mode):
+    """(embedder of the external queries, metrics.json ``adaptation``) of ``eval.adapt``, or
+    (None, None) when it is off; mode ``auto``: the bridge for the surrogate, AdaBN otherwise."""
+    if not target:
+        return None, None
+    if mode == "auto":
+        mode = "bridge" if embedder.kind == "surrogate" else "adabn"
+    if mode == "bridge":
+        adapted = bridged_embedder(embedder, target_images, target)
+        if warning := orientation_warning(adapted[1]):
+            log.warning("%s", warning)
+        return adapted
+    return adapt.adapted_embedder(embedder, target_images, int(cfg.eval.batch_size), target, mode)
 
 
 def collect_queries(cfg: DictConfig, frames, channels: int, image_size: int) -> list[Query]:
@@ -175,11 +197,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
         else None
     )
     embedder = embedder or baseline_embedder(cfg, kind, data, frames)
-    adapted = (
-        adapt.adapted_embedder(embedder, target_images, int(cfg.eval.batch_size), target, mode)
-        if target
-        else (None, None)
-    )
+    adapted = adapted_queries(cfg, embedder, target_images, target, mode)
     out = output_dir(cfg, checkpoint if kind == "checkpoint" else None)
     log.info(
         "evaluating %s on %d frames (%s) -> %s", _describe(embedder), len(frames), frames.root, out

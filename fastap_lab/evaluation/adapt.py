@@ -24,7 +24,7 @@ from fastap_lab.data.decode import count_noun, decode_images
 from fastap_lab.data.frames import IMAGE_EXTENSIONS, list_images
 from fastap_lab.errors import ConfigError, DataError
 
-MODES = ("adabn",)
+MODES = ("auto", "adabn", "bridge")  # bridge: evaluation/surrogate_embedding.py
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
@@ -157,7 +157,7 @@ def check_adapt(adapt) -> tuple[str | None, str | None]:
     """(target folder, mode) of the ``eval.adapt`` config, or (None, None) when off."""
     if adapt is None or adapt.get("target") in (None, ""):
         return None, None
-    mode = adapt.get("mode") or "adabn"
+    mode = adapt.get("mode") or "auto"
     if mode not in MODES:
         raise ConfigError(f"eval.adapt.mode={mode!r}: choose one of {list(MODES)}")
     return str(adapt.target), mode

@@ -1,0 +1,211 @@
+"""A bridge between two sequences of one patient in different contrasts, via their surrogates.
+
+A query image of another contrast (a breath-hold reference acquired with another sequence) cannot
+be compared with the gallery's frames pixel by pixel, and learned embeddings did not transfer
+(experiments/README.md). What does transfer is the *respiratory position*. Given an unlabelled
+sequence in the query's contrast (the *target*), the query is
+
+1. aligned to the target's temporal median frame (scale and rotation searched on a grid, then
+   translation by phase correlation: a reference taken at another time is never in exactly the
+   same pose) and placed on the target's surrogate where the target frames look most like it —
+   a same-contrast comparison (:func:`place_image`);
+2. carried to the gallery's surrogate in *pixels of motion*: each surrogate is calibrated by the
+   motion between the mean frames of its levels (block-wise Lucas-Kanade, blind to the
+   contrast's polarity; :func:`pixel_calibration`), measured from its own low end. The surrogates'
+   own scales differ between sequences, and so do the shares of time spent at each position
+   (breath-holds), so neither their values nor their quantiles carry over; the motion does;
+3. with the two surrogates oriented alike first: a surrogate's sign is arbitrary, and the
+   low-to-high motion fields of the two must point the same way (:func:`field_agreement`).
+
+Pure: torch / numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fastap_lab.errors import DataError
+from fastap_lab.gating.scores import place_on_surrogate
+from fastap_lab.respiration.normalize import gaussian_blur, normalise_intensity
+from fastap_lab.respiration.register import apply_shifts, estimate_shifts, log_frames
+
+SCALES = tuple(np.round(np.arange(0.85, 1.151, 0.025), 3))
+ROTATIONS = tuple(np.round(np.arange(-0.08, 0.081, 0.02), 3))  # radians
+BINS = 8  # surrogate levels of the pixel calibration
+
+
+def lucas_kanade(first: torch.Tensor, second: torch.Tensor, block: int = 8):
+    """Block-wise motion from ``first`` to ``second`` (float [H, W], one sequence's contrast).
+
+    Per block, u solves ``sum(g g^T) u = -sum(g (second - first))`` with g the gradient of the
+    mean image (both blurred by 1 px first). Inverting the contrast flips both the gradient and
+    the difference, so u does not depend on the contrast's polarity. Valid for motions of about
+    a pixel or two (the linearisation).
+
+    Returns:
+        (flow float64 [2, H / block, W / block] (dy, dx) px, confidence [H / block, W / block]: the
+        determinant of the block's structure tensor, 0 where the block has no texture).
+    """
+    first = gaussian_blur(first[None], 1.0)[0].double()
+    second = gaussian_blur(second[None], 1.0)[0].double()
+    grad_y, grad_x = torch.gradient((first + second) / 2)
+    change = second - first
+
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x[None, None], block)[0, 0]
+
+    xx, xy, yy = pool(grad_x * grad_x), pool(grad_x * grad_y), pool(grad_y * grad_y)
+    bx, by = -pool(grad_x * change), -pool(grad_y * change)
+    det = xx * yy - xy * xy
+    usable = det > 1e-6 * float(det.max().clamp_min(1e-30))
+    safe = det.clamp_min(1e-30)
+    flow_x = torch.where(usable, (yy * bx - xy * by) / safe, 0.0)
+    flow_y = torch.where(usable, (xx * by - xy * bx) / safe, 0.0)
+    return torch.stack([flow_y, flow_x]), torch.where(usable, det, 0.0)
+
+
+def level_means(frames: torch.Tensor, surrogate: np.ndarray, levels: int = BINS):
+    """Mean frame per surrogate level: (level centres float64 [L], means float [L, H, W]).
+
+    The range between the surrogate's 1st and 99th percentiles is cut into ``levels`` equal
+    intervals; levels with fewer than 2 frames are skipped (frames outside go to the end levels).
+    """
+    low, high = np.quantile(surrogate, [0.01, 0.99])
+    edges = np.linspace(low, high, levels + 1)
+    level = np.clip(np.searchsorted(edges, surrogate) - 1, 0, levels - 1)
+    centres, means = [], []
+    for k in range(levels):
+        members = level == k
+        if members.sum() >= 2:
+            centres.append(float(surrogate[members].mean()))
+            means.append(frames[torch.from_numpy(members)].mean(0))
+    if len(means) < 2:
+        raise DataError("the surrogate has fewer than 2 populated levels: no breathing to bridge")
+    return np.array(centres), torch.stack(means)
+
+
+@dataclass
+class PixelCalibration:
+    """A surrogate in pixels of motion from its own low end (end-exhale): ``centres`` float64 [L]
+    surrogate levels, ``pixels`` float64 [L] the motion at each, accumulated level by level along
+    the whole range's motion; ``field`` [2, h, w] / ``confidence`` [h, w]: low-to-high motion."""
+
+    centres: np.ndarray
+    pixels: np.ndarray
+    field: torch.Tensor
+    confidence: torch.Tensor
+
+    def to_pixels(self, values: np.ndarray) -> np.ndarray:
+        return np.interp(values, self.centres, self.pixels)
+
+    def from_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        order = np.argsort(self.pixels, kind="stable")
+        return np.interp(pixels, self.pixels[order], self.centres[order])
+
+    @property
+    def range_px(self) -> float:
+        return float(self.pixels[-1] - self.pixels[0])
+
+
+def pixel_calibration(frames: torch.Tensor, surrogate: np.ndarray) -> PixelCalibration:
+    """Calibrate a surrogate in pixels of motion (:class:`PixelCalibration`).
+
+    The motion between neighbouring levels' mean frames is small, so Lucas-Kanade is accurate
+    there; each step is the confidence-weighted mean, over blocks, of its component along the
+    low-to-high motion of that block. Pixels are a physical unit shared by two sequences of one
+    field of view whatever their contrasts, unlike the surrogates' own scales.
+
+    Args:
+        frames: float [N, H, W] registered frames; surrogate: float [N] their surrogate.
+    """
+    centres, means = level_means(frames, np.asarray(surrogate, dtype=np.float64))
+    field, confidence = lucas_kanade(means[0], means[-1])
+    direction = F.normalize(field, dim=0)
+    # Blocks count by how much they move over the whole range: static texture (the body wall,
+    # a table) would otherwise pull every step towards 0 by an amount that depends on contrast.
+    moving = confidence.sqrt() * field.norm(dim=0)
+    steps = [0.0]
+    for first, second in zip(means[:-1], means[1:], strict=True):
+        flow, conf = lucas_kanade(first, second)
+        weight = moving * (conf > 0)
+        along = ((flow * direction).sum(0) * weight).sum() / weight.sum().clamp_min(1e-30)
+        steps.append(float(along))
+    return PixelCalibration(centres, np.cumsum(steps), field, confidence)
+
+
+def field_agreement(first: PixelCalibration, second: PixelCalibration) -> float:
+    """Confidence-weighted cosine in [-1, 1] between two calibrations' low-to-high motion fields:
+    near +1 the two surrogates rise with the same motion, near -1 one is upside down, near 0
+    the motions do not correspond (another pose, slice or field of view). Same frame sizes."""
+    weight = (first.confidence * second.confidence).sqrt()
+    dot = ((first.field * second.field).sum(0) * weight).sum()
+    norm = (first.field.norm(dim=0) * second.field.norm(dim=0) * weight).sum().clamp_min(1e-30)
+    return float(dot / norm)
+
+
+def _warps(image: torch.Tensor, grid: list[tuple[float, float]]) -> torch.Tensor:
+    """float [H, W] zoomed by each ``scale`` and rotated by each ``rotation`` rad about its
+    centre: float32 [G, H, W], one per (scale, rotation) of ``grid``."""
+    theta = torch.tensor(
+        [[[math.cos(r) / z, -math.sin(r) / z, 0.0], [math.sin(r) / z, math.cos(r) / z, 0.0]]
+         for z, r in grid], dtype=torch.float32,
+    )  # fmt: skip
+    sampling = F.affine_grid(theta, [len(grid), 1, *image.shape], align_corners=False)
+    source = image.float().expand(len(grid), 1, *image.shape)
+    return F.grid_sample(source, sampling, padding_mode="border", align_corners=False)[:, 0]
+
+
+@dataclass
+class Alignment:
+    """How an image was aligned to a reference: zoom, rotation (rad), shift (dy, dx) px and the
+    normalised correlation reached."""
+
+    scale: float
+    rotation: float
+    shift: tuple[float, float]
+    correlation: float
+
+
+def align_image(image: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, Alignment]:
+    """Align float [H, W] ``image`` to ``reference`` [H, W] of the same contrast: every
+    (scale, rotation) of the grid, translation by phase correlation, the highest normalised
+    correlation (borders left out) wins. Returns (aligned float [H, W], :class:`Alignment`)."""
+    grid = [(float(z), float(r)) for z in SCALES for r in ROTATIONS]
+    warped = _warps(image, grid)
+    shifts = estimate_shifts(log_frames(warped), log_frames(reference[None])[0])
+    moved = apply_shifts(warped, shifts)
+    margin = max(1, image.shape[-1] // 10)
+    inner = moved[:, margin:-margin, margin:-margin].flatten(1).double()
+    ref = reference[margin:-margin, margin:-margin].flatten().double()
+    inner, ref = inner - inner.mean(1, keepdim=True), ref - ref.mean()
+    correlation = (inner @ ref) / (inner.norm(dim=1) * ref.norm()).clamp_min(1e-12)
+    best = int(correlation.argmax())
+    scale, rotation = grid[best]
+    found = Alignment(scale, rotation, tuple(shifts[best].tolist()), float(correlation[best]))
+    return moved[best].to(image.dtype), found
+
+
+def similarity_features(frames: torch.Tensor) -> torch.Tensor:
+    """float [N, H, W] -> unit float64 [N, P]: gain / bias invariant, lightly smoothed, so that
+    frames of one contrast compare by anatomy rather than by acquisition drift."""
+    side = min(frames.shape[-2:])
+    x = normalise_intensity(frames.double(), 0.125 * side, "zscore", 1.0)
+    margin = max(1, side // 10)
+    return F.normalize(x[:, margin:-margin, margin:-margin].flatten(1), dim=1)
+
+
+def place_image(
+    image: torch.Tensor, frames: torch.Tensor, surrogate: np.ndarray
+) -> tuple[float, Alignment]:
+    """The surrogate value of ``image`` float [H, W] on a sequence of the same contrast
+    (registered ``frames`` float [N, H, W], ``surrogate`` [N]): aligned to the median frame, then
+    the kernel placement of :func:`fastap_lab.gating.scores.place_on_surrogate`."""
+    aligned, alignment = align_image(image, frames.median(dim=0).values)
+    features = similarity_features(torch.cat([frames, aligned[None]]))
+    similarity = (features[:-1] @ features[-1]).numpy()
+    return place_on_surrogate(np.asarray(surrogate, dtype=np.float64), similarity), alignment
