@@ -4,44 +4,52 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
 
 from fastap_lab.errors import ConfigError
+from fastap_lab.evaluate import evaluate
 from fastap_lab.evaluation.embed import pixels_embedder
 from fastap_lab.evaluation.surrogate_embedding import (
-    SurrogateEmbedding,
     bridged_embedder,
     surrogate_embedder,
 )
 from fastap_lab.respiration.bridge import (
     _warps,
     align_image,
+    breathing_motion,
     field_agreement,
     lucas_kanade,
-    pixel_calibration,
+    range_map,
 )
 from fastap_lab.respiration.register import apply_shifts
+from tests.conftest import CONF_DIR
+from tests.report_runs import QUICK_EVAL
 
 SIDE = 64
 CPU = torch.device("cpu")
 
 
 def anatomy(displacement: float, contrast: str) -> torch.Tensor:
-    """float [H, W]: a body outline, an organ whose upper edge moves down by ``displacement`` px
-    and a fixed texture; ``t2`` inverts the organ / body contrast and changes the texture."""
+    """float [H, W]: a static body wall and an organ with its own texture that moves down by
+    ``displacement`` px as a whole (as the liver does with the diaphragm); ``t2`` inverts the
+    organ / body contrast and draws other textures."""
     y, x = torch.meshgrid(torch.arange(SIDE, dtype=torch.float64),
                           torch.arange(SIDE, dtype=torch.float64), indexing="ij")  # fmt: skip
     body = (((y - 32) / 28) ** 2 + ((x - 32) / 24) ** 2 < 1).double()
-    edge = 30.0 + displacement
-    organ = torch.sigmoid((y - edge) * 1.5) * (((x - 32) / 14) ** 2 + ((y - 44) / 16) ** 2 < 1)
-    texture = torch.sin(x * 0.7) * torch.cos(y * 0.5) if contrast == "t1" else torch.sin(x * y * 0.01)
+    moved = y - displacement
+    organ = torch.sigmoid(14 - (((x - 34) / 13) ** 2 + ((moved - 38) / 11) ** 2) * 14)
     if contrast == "t1":
-        image = 60 * body + 120 * organ + 10 * texture * body
+        inside, wall = torch.sin(x * 0.6) * torch.cos(moved * 0.45), torch.cos(x * 0.3 + y * 0.2)
+        image = 60 * body + (110 + 20 * inside) * organ + 10 * wall * body
     else:
-        image = 150 * body - 90 * organ + 15 * texture * body
+        inside, wall = torch.sin((x + moved) * 0.35), torch.sin(x * y * 0.01)
+        image = 150 * body - (80 + 25 * inside) * organ + 15 * wall * body
     return image.clamp(min=0) + 5
 
 
@@ -83,20 +91,26 @@ def test_lucas_kanade_measures_a_subpixel_shift_whatever_the_contrast():
 
 
 @pytest.mark.unit
-def test_pixel_calibration_recovers_pixels_from_a_nonlinear_surrogate_and_its_orientation():
-    d = breathing(160, 4.0, 3.0, 0.0)
-    frames = sequence(d, "t1")[:, 0].double()
-    surrogate = d**2  # monotone, far from linear
-    calibration = pixel_calibration(frames, surrogate)
-    pixels = calibration.to_pixels(surrogate)
-    assert abs(calibration.range_px - 3.0) < 0.8
-    assert np.corrcoef(pixels, d)[0, 1] > 0.99 > np.corrcoef(surrogate, d)[0, 1]
-    assert np.allclose(calibration.from_pixels(calibration.to_pixels(surrogate)), surrogate,
-                       atol=0.05 * surrogate.max())  # fmt: skip
-    other = pixel_calibration(sequence(d, "t2")[:, 0].double(), surrogate)
-    upside_down = pixel_calibration(sequence(d, "t2")[:, 0].double(), -surrogate)
-    assert field_agreement(calibration, other) > 0.8
-    assert field_agreement(calibration, upside_down) < -0.8
+def test_breathing_motion_tells_whether_two_contrasts_surrogates_are_oriented_alike():
+    d = breathing(48, 4.0, 3.0, 0.0)
+    surrogate = d**2  # any monotone function of the motion
+    t1 = breathing_motion(sequence(d, "t1")[:, 0].double(), surrogate)
+    t2 = breathing_motion(sequence(d, "t2")[:, 0].double(), np.sqrt(surrogate) * 5)
+    upside_down = breathing_motion(sequence(d, "t2")[:, 0].double(), -surrogate)
+    assert field_agreement(t1, t2) > 0.8
+    assert field_agreement(t1, upside_down) < -0.8
+
+
+@pytest.mark.unit
+def test_range_map_matches_the_breathing_ranges_not_the_time_spent_at_each_position():
+    rng = np.random.default_rng(0)
+    source = np.concatenate([rng.uniform(0, 1, 500), np.full(300, 0.8)])  # a hold at 0.8
+    target = 3.0 * rng.uniform(0, 1, 800) - 2.0  # same range, other scale and offset, no hold
+    mapped = range_map(np.array([-2.0, -0.5, 1.0]), target, source)
+    low, high = np.quantile(source, [0.01, 0.99])
+    expected = low + (np.array([0.0, 0.5, 1.0]) - 0.01) / 0.98 * (high - low)
+    assert np.allclose(mapped, expected, atol=0.02)
+    assert range_map(np.array([0.7]), source, source)[0] == pytest.approx(0.7)
 
 
 @pytest.mark.unit
@@ -114,12 +128,12 @@ def test_align_image_undoes_a_zoom_rotation_and_shift():
 
 @pytest.mark.unit
 def test_the_surrogate_embedding_ranks_exactly_by_distance_on_the_surrogate():
-    d = breathing(120, 4.0, 3.0, 0.3)
+    d = breathing(64, 4.0, 3.0, 0.3)
     embedder = surrogate_embedder(Frames(sequence(d, "t1"), 4.0), CPU)
     values = embedder.embed.sequence.values
     embeddings = embedder.embed(sequence(d, "t1"))
     assert torch.allclose(embeddings.norm(dim=1), torch.ones(len(d)), atol=1e-6)
-    for query in (0, 17, 60):
+    for query in (0, 17, 50):
         by_cosine = (embeddings @ embeddings[query]).double()
         by_distance = -torch.from_numpy(np.abs(values - values[query]))
         # equal order: the angle is affine in the surrogate, the cosine monotone on [0, pi]
@@ -135,9 +149,6 @@ def test_a_query_of_another_contrast_is_bridged_to_its_breathing_position():
     gallery = surrogate_embedder(Frames(sequence(gallery_d, "t1"), fps), CPU)
     bridged, record = bridged_embedder(gallery, sequence(target_d, "t2"), "target")
     assert abs(record["orientation_agreement"]) > 0.8
-    assert record["breathing_range_px"]["target"] == pytest.approx(
-        record["breathing_range_px"]["gallery"], rel=0.3
-    )
     gallery_embeddings = gallery.embed(sequence(gallery_d, "t1"))
     for position in (0.3, 1.5, 2.4):
         query = torch.from_numpy(_zoomed(anatomy(position, "t2")))[None, None]
@@ -154,10 +165,47 @@ def _zoomed(image: torch.Tensor) -> np.ndarray:
     return _warps(image, [(1.05, 0.03)])[0].round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def test_bridge_and_adabn_refuse_the_wrong_embedding():
+@pytest.mark.unit
+def test_the_bridge_refuses_an_embedding_other_than_the_surrogate():
     d = breathing(80, 4.0, 3.0, 0.0)
     pixels = pixels_embedder(sequence(d, "t1"), 32, CPU)
     with pytest.raises(ConfigError, match="needs baseline=surrogate"):
         bridged_embedder(pixels, sequence(d, "t2"), "target")
-    assert isinstance(surrogate_embedder(Frames(sequence(d, "t1"), 4.0), CPU).embed,
-                      SurrogateEmbedding)  # fmt: skip
+
+
+def _evaluate(cache_dir, out, *extra):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("evaluate", [*CROSS, f"paths.cache_dir={cache_dir}",
+                                   f"paths.output_dir={out}", *QUICK_EVAL, *extra])  # fmt: skip
+    return evaluate(cfg)
+
+
+CROSS = ["baseline=surrogate", "data=phantom_tiny", "data.phantom.target_contrast=t2"]
+
+
+def test_evaluate_bridges_the_external_queries_and_leaves_the_gallery_alone(cache_dir, tmp_path):
+    plain = _evaluate(cache_dir, tmp_path / "plain")
+    target = Path(plain["data_root"]) / "target"
+    bridged = _evaluate(cache_dir, tmp_path / "bridged", f"eval.adapt.target={target}")
+    assert plain["adaptation"] is None and plain["model"] == "surrogate"
+    assert bridged["adaptation"]["mode"] == "bridge"  # eval.adapt.mode=auto picks it
+    assert abs(bridged["adaptation"]["orientation_agreement"]) > 0.5
+    assert bridged["metrics"] == plain["metrics"]  # internal queries and gallery: unchanged
+    external = {p.name for p in (tmp_path / "plain" / "tables").glob("external_*")}
+    assert external
+    assert any((tmp_path / "plain" / "tables" / name).read_text()
+               != (tmp_path / "bridged" / "tables" / name).read_text() for name in external)  # fmt: skip
+
+
+def test_a_mode_that_does_not_fit_the_embedding_is_one_line(cli, tmp_path):
+    (tmp_path / "t").mkdir()
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "t" / "0.png")
+    cases = [
+        (["baseline=pixels", "eval.adapt.mode=bridge"], "needs baseline=surrogate"),
+        (["baseline=surrogate", "eval.adapt.mode=adabn"], "no network to adapt"),
+    ]
+    for overrides, expected in cases:
+        done = cli("evaluate", "data=phantom_tiny", f"eval.adapt.target={tmp_path / 't'}",
+                   *overrides)  # fmt: skip
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert expected in done.stderr.strip().splitlines()[-1]

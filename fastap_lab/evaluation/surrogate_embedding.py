@@ -8,8 +8,8 @@ evaluation, its metrics and tables, run unchanged. A frame of the sequence gets 
 like it (:func:`fastap_lab.respiration.bridge.place_image`).
 
 Queries of another contrast (``eval.adapt.target=DIR``, mode ``bridge``) are placed on the
-surrogate of that unlabelled target sequence instead, and carried over in pixels of motion
-(:mod:`fastap_lab.respiration.bridge`).
+surrogate of that unlabelled target sequence instead, and carried over by matching the two
+breathing ranges (:mod:`fastap_lab.respiration.bridge`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ import torch
 
 from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation.embed import Embedder
-from fastap_lab.respiration.bridge import field_agreement, pixel_calibration, place_image
+from fastap_lab.respiration.bridge import (
+    breathing_motion,
+    field_agreement,
+    place_image,
+    range_map,
+)
 from fastap_lab.respiration.pipeline import gray_frames, surrogate_from_frames
 from fastap_lab.respiration.register import apply_shifts
 from fastap_lab.respiration.signal import sampling_rate, time_segments
@@ -91,8 +96,8 @@ def bridged_embedder(embedder: Embedder, target_images: torch.Tensor, target: st
 
     The target sequence (uint8 [M, C, H, W], unlabelled) is assumed to be sampled at the source
     sequence's frame rate (the same session), its surrogate oriented like the source's by their
-    motion fields, and a query's value on it carried to the source surrogate in pixels of motion
-    (:mod:`fastap_lab.respiration.bridge`).
+    breathing motions, and a query's value on it carried to the source surrogate by matching the
+    breathing ranges (:mod:`fastap_lab.respiration.bridge`).
     """
     if not isinstance(embedder.embed, SurrogateEmbedding):
         raise ConfigError(
@@ -103,25 +108,22 @@ def bridged_embedder(embedder: Embedder, target_images: torch.Tensor, target: st
     bridge = SequenceSurrogate(
         target_images, torch.arange(target_images.shape[0], dtype=torch.float64) / source.rate
     )
-    source_px = pixel_calibration(source.registered, source.values)
-    target_px = pixel_calibration(bridge.registered, bridge.values)
-    agreement = field_agreement(source_px, target_px)
-    sign = 1.0 if agreement >= 0 else -1.0
-    if sign < 0:  # the target surrogate is upside down: measure it from its other end
-        target_px = pixel_calibration(bridge.registered, -bridge.values)
+    agreement = field_agreement(
+        breathing_motion(source.registered, source.values),
+        breathing_motion(bridge.registered, bridge.values),
+    )
+    sign = 1.0 if agreement >= 0 else -1.0  # the target surrogate upside down: turn it
 
     def carry(image: torch.Tensor) -> float:
-        pixels = target_px.to_pixels(np.array([sign * bridge.value_of(image)]))
-        return float(source_px.from_pixels(pixels)[0])
+        value = sign * bridge.value_of(image)
+        return float(range_map(np.array([value]), sign * bridge.values, source.values)[0])
 
     record = {
         "mode": "bridge", "target": str(Path(target).expanduser().resolve()),
         "num_target_images": int(target_images.shape[0]), "assumed_fps": source.rate,
         "orientation_agreement": round(agreement, 3),
-        "breathing_range_px": {"gallery": round(source_px.range_px, 2),
-                               "target": round(target_px.range_px, 2)},
         "queries": "external queries: placed on the target sequence's surrogate, carried to the"
-        " gallery's in pixels of motion from the end of the range",
+        " gallery's by matching the breathing ranges (1st-99th percentiles)",
         "gallery": "the gallery sequence's own surrogate",
     }  # fmt: skip
     embed = SurrogateEmbedding(source, carry)

@@ -9,13 +9,13 @@ sequence in the query's contrast (the *target*), the query is
    translation by phase correlation: a reference taken at another time is never in exactly the
    same pose) and placed on the target's surrogate where the target frames look most like it —
    a same-contrast comparison (:func:`place_image`);
-2. carried to the gallery's surrogate in *pixels of motion*: each surrogate is calibrated by the
-   motion between the mean frames of its levels (block-wise Lucas-Kanade, blind to the
-   contrast's polarity; :func:`pixel_calibration`), measured from its own low end. The surrogates'
-   own scales differ between sequences, and so do the shares of time spent at each position
-   (breath-holds), so neither their values nor their quantiles carry over; the motion does;
+2. carried to the gallery's surrogate by matching the two breathing ranges (:func:`range_map`):
+   the surrogates' own scales differ between sequences, and so do the shares of time spent at
+   each position (breath-holds), so neither their values nor their quantiles carry over;
 3. with the two surrogates oriented alike first: a surrogate's sign is arbitrary, and the
-   low-to-high motion fields of the two must point the same way (:func:`field_agreement`).
+   motion from the low to the high end (block-wise Lucas-Kanade on the mean frames of the two
+   ends, blind to the contrast's polarity) must point the same way in both sequences
+   (:func:`breathing_motion`, :func:`field_agreement`).
 
 Pure: torch / numpy only.
 """
@@ -36,7 +36,7 @@ from fastap_lab.respiration.register import apply_shifts, estimate_shifts, log_f
 
 SCALES = tuple(np.round(np.arange(0.85, 1.151, 0.025), 3))
 ROTATIONS = tuple(np.round(np.arange(-0.08, 0.081, 0.02), 3))  # radians
-BINS = 8  # surrogate levels of the pixel calibration
+BINS = 8  # surrogate levels whose mean frames show the motion
 
 
 def lucas_kanade(first: torch.Tensor, second: torch.Tensor, block: int = 8):
@@ -89,63 +89,43 @@ def level_means(frames: torch.Tensor, surrogate: np.ndarray, levels: int = BINS)
     return np.array(centres), torch.stack(means)
 
 
-@dataclass
-class PixelCalibration:
-    """A surrogate in pixels of motion from its own low end (end-exhale): ``centres`` float64 [L]
-    surrogate levels, ``pixels`` float64 [L] the motion at each, accumulated level by level along
-    the whole range's motion; ``field`` [2, h, w] / ``confidence`` [h, w]: low-to-high motion."""
+def breathing_motion(frames: torch.Tensor, surrogate: np.ndarray):
+    """The motion from the surrogate's low end to its high end: Lucas-Kanade between the mean
+    frames of its lowest and highest levels (:func:`level_means`), so that noise and per-frame
+    nuisance average out. Frames: float [N, H, W] registered; surrogate [N].
 
-    centres: np.ndarray
-    pixels: np.ndarray
-    field: torch.Tensor
-    confidence: torch.Tensor
-
-    def to_pixels(self, values: np.ndarray) -> np.ndarray:
-        return np.interp(values, self.centres, self.pixels)
-
-    def from_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        order = np.argsort(self.pixels, kind="stable")
-        return np.interp(pixels, self.pixels[order], self.centres[order])
-
-    @property
-    def range_px(self) -> float:
-        return float(self.pixels[-1] - self.pixels[0])
-
-
-def pixel_calibration(frames: torch.Tensor, surrogate: np.ndarray) -> PixelCalibration:
-    """Calibrate a surrogate in pixels of motion (:class:`PixelCalibration`).
-
-    The motion between neighbouring levels' mean frames is small, so Lucas-Kanade is accurate
-    there; each step is the confidence-weighted mean, over blocks, of its component along the
-    low-to-high motion of that block. Pixels are a physical unit shared by two sequences of one
-    field of view whatever their contrasts, unlike the surrogates' own scales.
-
-    Args:
-        frames: float [N, H, W] registered frames; surrogate: float [N] their surrogate.
+    Returns:
+        (flow float64 [2, H / 8, W / 8], confidence [H / 8, W / 8]) as :func:`lucas_kanade`.
     """
-    centres, means = level_means(frames, np.asarray(surrogate, dtype=np.float64))
-    field, confidence = lucas_kanade(means[0], means[-1])
-    direction = F.normalize(field, dim=0)
-    # Blocks count by how much they move over the whole range: static texture (the body wall,
-    # a table) would otherwise pull every step towards 0 by an amount that depends on contrast.
-    moving = confidence.sqrt() * field.norm(dim=0)
-    steps = [0.0]
-    for first, second in zip(means[:-1], means[1:], strict=True):
-        flow, conf = lucas_kanade(first, second)
-        weight = moving * (conf > 0)
-        along = ((flow * direction).sum(0) * weight).sum() / weight.sum().clamp_min(1e-30)
-        steps.append(float(along))
-    return PixelCalibration(centres, np.cumsum(steps), field, confidence)
+    _, means = level_means(frames, np.asarray(surrogate, dtype=np.float64))
+    return lucas_kanade(means[0], means[-1])
 
 
-def field_agreement(first: PixelCalibration, second: PixelCalibration) -> float:
-    """Confidence-weighted cosine in [-1, 1] between two calibrations' low-to-high motion fields:
-    near +1 the two surrogates rise with the same motion, near -1 one is upside down, near 0
-    the motions do not correspond (another pose, slice or field of view). Same frame sizes."""
-    weight = (first.confidence * second.confidence).sqrt()
-    dot = ((first.field * second.field).sum(0) * weight).sum()
-    norm = (first.field.norm(dim=0) * second.field.norm(dim=0) * weight).sum().clamp_min(1e-30)
+def field_agreement(first, second) -> float:
+    """Confidence-weighted cosine in [-1, 1] between two :func:`breathing_motion` results of
+    frames of the same size: near +1 the two surrogates rise with the same motion, near -1 one
+    is upside down, near 0 the motions do not correspond (another pose, slice or field of view)."""
+    (flow_a, conf_a), (flow_b, conf_b) = first, second
+    weight = (conf_a * conf_b).sqrt()
+    dot = ((flow_a * flow_b).sum(0) * weight).sum()
+    norm = (flow_a.norm(dim=0) * flow_b.norm(dim=0) * weight).sum().clamp_min(1e-30)
     return float(dot / norm)
+
+
+def range_map(values: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Carry values on ``source``'s scale to ``target``'s, matching the breathing ranges: the
+    1st..99th percentiles of ``source`` [M] map linearly onto those of ``target`` [N].
+
+    Both sequences are assumed to span the same breathing range (one patient, one session) and
+    the surrogates to be close to linear in the motion (|r| 0.97-0.99 on every phantom). Matching
+    quantiles instead would also assume the same share of time at every position, which
+    breath-holds break; experiments/README.md compares the two.
+    """
+    low_s, high_s = np.quantile(source, [0.01, 0.99])
+    low_t, high_t = np.quantile(target, [0.01, 0.99])
+    return low_t + (np.asarray(values, dtype=np.float64) - low_s) / max(high_s - low_s, 1e-12) * (
+        high_t - low_t
+    )
 
 
 def _warps(image: torch.Tensor, grid: list[tuple[float, float]]) -> torch.Tensor:
@@ -172,10 +152,24 @@ class Alignment:
 
 
 def align_image(image: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, Alignment]:
-    """Align float [H, W] ``image`` to ``reference`` [H, W] of the same contrast: every
-    (scale, rotation) of the grid, translation by phase correlation, the highest normalised
-    correlation (borders left out) wins. Returns (aligned float [H, W], :class:`Alignment`)."""
-    grid = [(float(z), float(r)) for z in SCALES for r in ROTATIONS]
+    """Align float [H, W] ``image`` to ``reference`` [H, W] of the same contrast.
+
+    Every (scale, rotation) of the grid (:data:`SCALES` x :data:`ROTATIONS`), then a grid a
+    quarter as wide around the best; translation by phase correlation for each; the highest
+    normalised correlation (borders left out) wins.
+
+    Returns:
+        (aligned float [H, W], :class:`Alignment`).
+    """
+    coarse = [(float(z), float(r)) for z in SCALES for r in ROTATIONS]
+    moved, found = _best_warp(image, reference, coarse)
+    z_step, r_step = (SCALES[1] - SCALES[0]) / 4, (ROTATIONS[1] - ROTATIONS[0]) / 4
+    fine = [(found.scale + i * z_step, found.rotation + j * r_step)
+            for i in range(-2, 3) for j in range(-2, 3)]  # fmt: skip
+    return _best_warp(image, reference, fine)
+
+
+def _best_warp(image: torch.Tensor, reference: torch.Tensor, grid: list[tuple[float, float]]):
     warped = _warps(image, grid)
     shifts = estimate_shifts(log_frames(warped), log_frames(reference[None])[0])
     moved = apply_shifts(warped, shifts)
