@@ -4,8 +4,8 @@ Label-free and untrained: the surrogate of the whole sequence (:mod:`fastap_lab.
 turned into unit 2-vectors at angle ``pi * (s - min) / (max - min)``, so the cosine similarity
 ``cos(angle_i - angle_j)`` ranks frames exactly by their distance on the surrogate — and the
 evaluation, its metrics and tables, run unchanged. A frame of the sequence gets its own value
-(looked up by content); any other image is placed on the surrogate where the frames look most
-like it (:func:`fastap_lab.respiration.bridge.place_image`).
+(looked up by content); any other image is aligned to the median frame and placed at the median
+value of its most similar frames (:func:`fastap_lab.respiration.bridge.place_image`).
 
 Queries of another contrast (``eval.adapt.target=DIR``, mode ``bridge``) are placed on the
 surrogate of that unlabelled target sequence instead, and carried over by matching the two

@@ -7,8 +7,8 @@ sequence in the query's contrast (the *target*), the query is
 
 1. aligned to the target's temporal median frame (scale and rotation searched on a grid, then
    translation by phase correlation: a reference taken at another time is never in exactly the
-   same pose) and placed on the target's surrogate where the target frames look most like it —
-   a same-contrast comparison (:func:`place_image`);
+   same pose) and placed on the target's surrogate at the median value of the target frames
+   that look most like it — a same-contrast comparison (:func:`place_image`);
 2. carried to the gallery's surrogate by matching the two breathing ranges (:func:`range_map`):
    the surrogates' own scales differ between sequences, and so do the shares of time spent at
    each position (breath-holds), so neither their values nor their quantiles carry over;
@@ -30,13 +30,13 @@ import torch
 import torch.nn.functional as F
 
 from fastap_lab.errors import DataError
-from fastap_lab.gating.scores import place_on_surrogate
 from fastap_lab.respiration.normalize import gaussian_blur, normalise_intensity
 from fastap_lab.respiration.register import apply_shifts, estimate_shifts, log_frames
 
 SCALES = tuple(np.round(np.arange(0.85, 1.151, 0.025), 3))
 ROTATIONS = tuple(np.round(np.arange(-0.08, 0.081, 0.02), 3))  # radians
 BINS = 8  # surrogate levels whose mean frames show the motion
+NEIGHBOURS = 5  # most similar frames whose median surrogate value places an image
 
 
 def lucas_kanade(first: torch.Tensor, second: torch.Tensor, block: int = 8):
@@ -194,12 +194,15 @@ def similarity_features(frames: torch.Tensor) -> torch.Tensor:
 
 
 def place_image(
-    image: torch.Tensor, frames: torch.Tensor, surrogate: np.ndarray
+    image: torch.Tensor, frames: torch.Tensor, surrogate: np.ndarray, neighbours: int = NEIGHBOURS
 ) -> tuple[float, Alignment]:
     """The surrogate value of ``image`` float [H, W] on a sequence of the same contrast
     (registered ``frames`` float [N, H, W], ``surrogate`` [N]): aligned to the median frame, then
-    the kernel placement of :func:`fastap_lab.gating.scores.place_on_surrogate`."""
+    the median surrogate value of its ``neighbours`` most similar frames (in the same contrast a
+    few nearest frames are precise; a kernel average over the whole profile, as an image of
+    another contrast needs (:func:`fastap_lab.gating.scores.place_on_surrogate`), blurs it)."""
     aligned, alignment = align_image(image, frames.median(dim=0).values)
     features = similarity_features(torch.cat([frames, aligned[None]]))
     similarity = (features[:-1] @ features[-1]).numpy()
-    return place_on_surrogate(np.asarray(surrogate, dtype=np.float64), similarity), alignment
+    nearest = np.argsort(similarity, kind="stable")[-min(neighbours, len(similarity)) :]
+    return float(np.median(np.asarray(surrogate, dtype=np.float64)[nearest])), alignment
