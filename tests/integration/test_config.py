@@ -143,3 +143,10 @@ def test_a_stage_model_without_its_loss_is_refused(make_cfg, overrides, message)
     with pytest.raises(ConfigError, match=message):
         check_train_config(make_cfg(overrides))
     check_train_config(make_cfg(["model=fastap", "loss=fastap"]))  # a whole stage: fine
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "baseline").glob("*.yaml")))
+def test_every_baseline_composes_with_evaluate(make_cfg, option):
+    from fastap_lab.evaluate import model_kind
+
+    assert model_kind(make_cfg([f"baseline={option}"], config_name="evaluate")) == option
