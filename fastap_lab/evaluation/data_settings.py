@@ -26,6 +26,13 @@ PREPROCESSING = (
 )
 SOURCE = ("root", "video", "labels_csv", "path", "format", "series", "window", "slice", "fps",
           "phantom")  # fmt: skip
+LOCATION = (
+    "root",
+    "video",
+    "labels_csv",
+    "path",
+    "phantom",
+)  # which frames; the rest of SOURCE: how
 COMMAND_LINE = "command line"
 
 
@@ -114,7 +121,9 @@ def resolve_data_settings(
     # Other frames than the base's: the whole source changes (a root must not be read
     # beside the checkpoint's video); the preprocessing stays.
     if origin != "data group" and (group or given & {"root", "video", "path", "phantom"}):
-        for key in SOURCE:
+        # Without a group, how to read the frames (window, fps, …) stays the base's unless given
+        # (the placeholder's null means "not given"), as the preprocessing does.
+        for key in SOURCE if group else LOCATION:
             data[key] = command.get(key)
             origins[key] = "data group" if group else "not used: other frames given"
     for key in given:
