@@ -96,6 +96,7 @@ def embed(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="embed")
 def main(cfg: DictConfig) -> dict:
+    """Command-line entry point: :func:`embed` on the composed Hydra config (conf/embed.yaml)."""
     return run_task(embed, cfg, list(HydraConfig.get().overrides.task))
 
 

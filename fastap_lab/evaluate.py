@@ -98,8 +98,11 @@ def baseline_embedder(cfg: DictConfig, kind: str, data: dict, frames) -> Embedde
 
 
 def adapted_queries(cfg: DictConfig, embedder: Embedder, target_images, target, mode):
-    """(embedder of the external queries, metrics.json ``adaptation``) of ``eval.adapt``, or
-    (None, None) when it is off; mode ``auto``: the bridge for the surrogate, AdaBN otherwise."""
+    """Adapt the embedder to the external queries as ``eval.adapt`` says.
+
+    (embedder of the external queries, metrics.json ``adaptation``) of ``eval.adapt``, or
+    (None, None) when it is off; mode ``auto``: the bridge for the surrogate, AdaBN otherwise.
+    """
     if not target:
         return None, None
     if mode == "auto":

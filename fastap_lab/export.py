@@ -103,6 +103,7 @@ def export(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> dict:
+    """Command-line entry point: :func:`export` on the composed Hydra config (conf/export.yaml)."""
     return run_task(export, cfg)
 
 

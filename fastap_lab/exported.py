@@ -1,4 +1,5 @@
-"""Running an exported embedder (``python -m fastap_lab.export``) without Lightning or Hydra:
+"""Running an exported embedder (``python -m fastap_lab.export``) without Lightning or Hydra.
+
 ``embedder.onnx`` through onnxruntime, ``embedder.pt`` through TorchScript, each with the
 ``preprocess.json`` written beside it (input spec, output dim, the model's identity).
 """
@@ -22,8 +23,11 @@ SUFFIXES = {".onnx": "onnx", ".pt": "torchscript"}
 
 @dataclass
 class ExportedModel:
-    """An exported embedder: ``run`` maps preprocessed float32 [B, C, H, W] (numpy) to unit
-    float32 [B, D]; ``record`` is its preprocess.json."""
+    """An exported embedder, loaded and ready to run.
+
+    An exported embedder: ``run`` maps preprocessed float32 [B, C, H, W] (numpy) to unit
+    float32 [B, D]; ``record`` is its preprocess.json.
+    """
 
     path: Path
     format: str
@@ -32,6 +36,7 @@ class ExportedModel:
 
     @property
     def spec(self) -> PreprocessSpec:
+        """The model's input preprocessing, from its preprocess.json."""
         return PreprocessSpec.from_dict(self.record["model"]["preprocess"], str(self.path))
 
     def embed(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -43,6 +48,7 @@ class ExportedModel:
 
 
 def onnx_runner(path: Path):
+    """A function float32 [B, C, H, W] -> [B, D] (numpy) running ``path`` in onnxruntime (CPU)."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -51,6 +57,7 @@ def onnx_runner(path: Path):
 
 
 def torchscript_runner(path: Path):
+    """A function float32 [B, C, H, W] -> [B, D] (numpy) running the TorchScript ``path`` (CPU)."""
     module = torch.jit.load(str(path), map_location="cpu").eval()
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -61,8 +68,11 @@ def torchscript_runner(path: Path):
 
 
 def load_exported(path: str | Path) -> ExportedModel:
-    """An ``embedder.onnx`` / ``embedder.pt`` (or the export folder holding one) and its
-    preprocess.json; a bad path or file is one DataError / ConfigError line."""
+    """Load an exported embedder and its preprocess.json.
+
+    An ``embedder.onnx`` / ``embedder.pt`` (or the export folder holding one) and its
+    preprocess.json; a bad path or file is one DataError / ConfigError line.
+    """
     path = Path(path).expanduser()
     if path.is_dir():
         found = [path / name for name in FORMATS.values() if (path / name).is_file()]

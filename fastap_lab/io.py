@@ -52,9 +52,12 @@ def write_npy(path: str | Path, array: np.ndarray) -> Path:
 
 @contextmanager
 def atomic_folder(path: str | Path) -> Iterator[Path]:
-    """Fill a temporary folder beside ``path`` (yielded), then rename it to ``path``, which
+    """Write a folder all at once: its files appear together, or not at all.
+
+    Fill a temporary folder beside ``path`` (yielded), then rename it to ``path``, which
     must not exist or be an empty folder (e.g. one just claimed); on an error the temporary
-    folder is removed, so ``path`` never holds a partial set of files."""
+    folder is removed, so ``path`` never holds a partial set of files.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))

@@ -1,4 +1,6 @@
-"""``python -m fastap_lab.search gallery=DIR query=IMG [query=IMG …] [k=20] [model=FILE]
+"""Search a stored gallery for the frames nearest to each query image.
+
+``python -m fastap_lab.search gallery=DIR query=IMG [query=IMG …] [k=20] [model=FILE]
 [search.index=exact|faiss] [labels=…] [out=DIR]`` — the top-K frames of a stored gallery
 (:mod:`fastap_lab.retrieval.gallery`) for each query image.
 
@@ -34,8 +36,11 @@ LISTS = ("query", "labels")
 
 
 def parse_options(argv: list[str]) -> dict:
-    """``key=value`` arguments -> options; ``query``/``labels`` collect (repeatable, comma or
-    ``[a,b]`` lists). An unknown key or a word without ``=`` is one ConfigError line."""
+    """Parse the command line into the search options.
+
+    ``key=value`` arguments -> options; ``query``/``labels`` collect (repeatable, comma or
+    ``[a,b]`` lists). An unknown key or a word without ``=`` is one ConfigError line.
+    """
     options = {**DEFAULTS, "query": [], "labels": None}
     for word in argv:
         key, sep, value = word.partition("=")
@@ -81,6 +86,7 @@ def query_paths(values: list[str]) -> list[Path]:
 
 
 def load_queries(options: dict, gallery: Gallery) -> list[Query]:
+    """The query images, decoded as the gallery's frames were, with their labels if given."""
     spec = gallery.preprocess
     labels = options["labels"]
     paths = query_paths(options["query"])
@@ -119,6 +125,7 @@ def _sha(path: str) -> str:
 
 
 def tables_of(queries, scores, indices, gallery: Gallery) -> list[RetrievalTable]:
+    """One RetrievalTable per query (its positives among the top k when labels are known)."""
     tables = []
     for query, row_scores, row_indices in zip(
         queries, scores.tolist(), indices.tolist(), strict=True
@@ -132,6 +139,7 @@ def tables_of(queries, scores, indices, gallery: Gallery) -> list[RetrievalTable
 
 
 def print_tables(tables: list[RetrievalTable], gallery: Gallery) -> None:
+    """Print each query's ranked frames (frame, time, label, score), with P@k when known."""
     table = gallery.table
     for result in tables:
         query = result.query
@@ -148,6 +156,7 @@ def print_tables(tables: list[RetrievalTable], gallery: Gallery) -> None:
 
 
 def results_csv(tables: list[RetrievalTable], gallery: Gallery) -> str:
+    """The text of results.csv: one row per query and rank."""
     table, rows = gallery.table, []
     for result in tables:
         for rank, (i, score) in enumerate(zip(result.indices, result.scores, strict=True), 1):
@@ -204,6 +213,7 @@ def search(options: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Command-line entry point: print the module docstring for -h / --help, else search."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)

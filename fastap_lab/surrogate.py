@@ -77,8 +77,11 @@ def check_low_frame(settings: SurrogateSettings, num_frames: int) -> None:
 
 
 def load_frames(cfg: DictConfig):
-    """(FrameSet, path of its labels CSV or None, whether its frames are addressed by index:
-    a video, a DICOM / NIfTI sequence)."""
+    """Load the frames of ``cfg.data``.
+
+    (FrameSet, path of its labels CSV or None, whether its frames are addressed by index:
+    a video, a DICOM / NIfTI sequence).
+    """
     data = OmegaConf.to_container(cfg.data, resolve=True)
     frames = load_source_config(data)
     if is_indexed(data):

@@ -37,6 +37,7 @@ _DECODE_ERRORS = (RuntimeError, ValueError, NotImplementedError, AttributeError,
 
 
 def require_pydicom() -> None:
+    """Raise one DataError line naming what to install when pydicom is not installed."""
     try:
         import pydicom  # noqa: F401
     except ImportError as error:
@@ -47,8 +48,11 @@ def require_pydicom() -> None:
 
 
 def _missing_decoder(dataset) -> DataError | None:
-    """One line naming the compressed transfer syntax and what to install, when no decoder
-    for it is available; None when the pixel data can be decoded."""
+    """The DataError for compressed pixel data that no installed decoder reads, or None.
+
+    One line naming the compressed transfer syntax and what to install, when no decoder
+    for it is available; None when the pixel data can be decoded.
+    """
     from pydicom.pixels import get_decoder
 
     syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)

@@ -53,6 +53,7 @@ def _has_pixels(dataset) -> bool:
 
 
 def no_pixels(path: Path, dataset) -> DataError:
+    """The one-line DataError for ``path``, a DICOM file without pixel data (its SOP class)."""
     kind = getattr(dataset.get("SOPClassUID"), "name", None) or "unknown SOP class"
     return DataError(
         f"{path}: no pixel data ({kind}); not an image: give an image file or series"
@@ -118,8 +119,11 @@ def _from_dicomdir(path: Path, dataset, series: str | None, notes: list[str]) ->
 
 
 def pick_series(datasets: list, series: str | None, where: str, what: str) -> list:
-    """The datasets of one series: the only one, or ``data.series``; else one line listing
-    the series UIDs with their file counts."""
+    """Select the datasets of one series.
+
+    The datasets of one series: the only one, or ``data.series``; else one line listing
+    the series UIDs with their file counts.
+    """
     counts = Counter(str(d.get("SeriesInstanceUID", "?")) for d in datasets)
     shown = ", ".join(f"{uid} ({count_noun(n, 'file')}"
                       f"{_description(datasets, uid)})" for uid, n in list(counts.items())[:_SHOWN])  # fmt: skip
@@ -143,8 +147,11 @@ def _description(datasets: list, uid: str) -> str:
 
 
 def order_instances(datasets: list, notes: list[str]) -> list:
-    """Single-frame files in order: InstanceNumber (all present, all different), else
-    AcquisitionTime / ContentTime (all present), else file name."""
+    """Order the single-frame files of a series (a note says by what).
+
+    Single-frame files in order: InstanceNumber (all present, all different), else
+    AcquisitionTime / ContentTime (all present), else file name.
+    """
     if len(datasets) == 1:
         return datasets
     frames = [int(d.get("NumberOfFrames", 1) or 1) for d in datasets]

@@ -1,5 +1,7 @@
-"""Sequences whose frames are addressed by a 0-based index (DICOM, NIfTI): their labels CSV,
-their frame times, and the :class:`~fastap_lab.data.frames.FrameSet` they become.
+"""Sequences whose frames are addressed by a 0-based index (DICOM, NIfTI).
+
+Their labels CSV, their frame times, and the :class:`~fastap_lab.data.frames.FrameSet` they
+become.
 
 The labels CSV is the one of ``data=video``: columns ``frame,label[,time][,video]``, ``frame``
 the 0-based index in the sequence's order. Only the listed frames are kept, in CSV row order;
@@ -36,6 +38,7 @@ def read_index_labels(
 
 
 def check_fps(fps) -> float | None:
+    """``data.fps`` as a positive float, or None; else one ConfigError line."""
     if fps is None:
         return None
     if isinstance(fps, bool) or not isinstance(fps, int | float) or not 0 < fps < math.inf:
@@ -49,8 +52,11 @@ def sequence_times(
     """float64 [count] seconds: the file's times, else index / ``data.fps``, else the index.
 
     Args:
+        count: the number of frames in the sequence.
         file_times: times in seconds the file gives (None: it gives none).
         source: where the file's times come from (or why there are none), for the notes.
+        fps: the checked ``data.fps`` (:func:`check_fps`), or None.
+        notes: the sequence's notes; the time source used is appended.
     """
     if file_times is not None:
         notes.append(f"time: {source}")
@@ -77,6 +83,7 @@ def indexed_frameset(
         images: uint8 [N, C, S, S] of every frame, in sequence order.
         times: float64 [N] seconds.
         table: the labels CSV (:func:`read_index_labels`) or None (every frame, no labels).
+        notes: notes on the sequence (decoding, time, intensity), kept in the FrameSet.
     """
     count = len(images)
     if table is None:

@@ -100,8 +100,11 @@ def window_range(
 
 
 def to_uint8(frame: np.ndarray, low: float, high: float, invert: bool = False) -> np.ndarray:
-    """uint8 [H, W]: ``round(255 * clip((x - low) / (high - low), 0, 1))``, inverted
-    (255 - y) for MONOCHROME1, where low values are bright. Not-a-number becomes 0."""
+    """Map a gray frame to uint8 with the range ``low`` .. ``high``.
+
+    uint8 [H, W]: ``round(255 * clip((x - low) / (high - low), 0, 1))``, inverted
+    (255 - y) for MONOCHROME1, where low values are bright. Not-a-number becomes 0.
+    """
     scaled = np.clip((frame.astype(np.float64) - low) / (high - low), 0.0, 1.0)
     out = np.rint(np.nan_to_num(scaled, nan=0.0) * 255.0).astype(np.uint8)
     return 255 - out if invert else out
@@ -110,8 +113,11 @@ def to_uint8(frame: np.ndarray, low: float, high: float, invert: bool = False) -
 def resize_frames(
     frames: list[np.ndarray], channels: int, image_size: int
 ) -> tuple[np.ndarray, list[str]]:
-    """uint8 [N, C, S, S] from uint8 frames [H, W] or [H, W, 3], with the resizing rules of
-    :func:`fastap_lab.data.decode.to_channels_and_size`, and its notes."""
+    """Resize uint8 frames to ``channels`` x ``image_size`` x ``image_size``, with notes.
+
+    uint8 [N, C, S, S] from uint8 frames [H, W] or [H, W, 3], with the resizing rules of
+    :func:`fastap_lab.data.decode.to_channels_and_size`, and its notes.
+    """
     out = np.empty((len(frames), channels, image_size, image_size), dtype=np.uint8)
     infos = []
     for i, frame in enumerate(frames):

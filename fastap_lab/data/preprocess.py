@@ -1,7 +1,8 @@
-"""The network's input preprocessing, in one place: uint8 frames -> the float tensor a model
-takes (:func:`normalize_images`), and its :class:`PreprocessSpec`, written into a gallery
-(gallery.json) and an export (preprocess.json) so a query is prepared exactly as training's
-evaluation prepared the frames.
+"""The network's input preprocessing, in one place.
+
+uint8 frames -> the float tensor a model takes (:func:`normalize_images`), and its
+:class:`PreprocessSpec`, written into a gallery (gallery.json) and an export (preprocess.json)
+so a query is prepared exactly as training's evaluation prepared the frames.
 
 Training evaluation (``FrameAugment.normalize``), ``python -m fastap_lab.embed``, ``search`` and
 ``export`` all call :func:`normalize_images`.
@@ -25,10 +26,13 @@ def normalize_images(images: torch.Tensor, mean: float, std: float) -> torch.Ten
 
 @dataclass(frozen=True)
 class PreprocessSpec:
-    """How frames reach the network: decoded to ``channels`` x ``image_size``² uint8 (resized
+    """The preprocessing that turns decoded frames into the network's input.
+
+    How frames reach the network: decoded to ``channels`` x ``image_size``² uint8 (resized
     by :func:`fastap_lab.data.decode.load_image`), times ``scale``, minus ``mean``, over ``std``.
     ``register``: the run's frames were registered onto their temporal median first
-    (``data.register``); a single query image cannot be, so search notes it."""
+    (``data.register``); a single query image cannot be, so search notes it.
+    """
 
     channels: int
     image_size: int
@@ -42,10 +46,12 @@ class PreprocessSpec:
         return normalize_images(images, self.mean, self.std)
 
     def to_dict(self) -> dict:
+        """The spec's fields as a JSON-ready dict, plus a line describing the expected input."""
         return {**asdict(self), "input": "uint8 [N, C, H, W], C = channels, H = W = image_size"}
 
     @classmethod
     def from_dict(cls, values: dict, where: str) -> PreprocessSpec:
+        """The spec written in ``values``; one DataError line naming ``where`` when incomplete."""
         try:
             return cls(int(values["channels"]), int(values["image_size"]), float(values["mean"]),
                        float(values["std"]), float(values.get("scale", SCALE)),
@@ -60,8 +66,11 @@ class PreprocessSpec:
 
 
 def spec_of_run(run_config: dict, data: dict | None = None) -> PreprocessSpec:
-    """The spec of a training run's config (``augment.mean/std``; ``data.channels``,
-    ``image_size``, ``register`` — from ``data`` when given, e.g. an evaluation's settings)."""
+    """Build the PreprocessSpec of a training run.
+
+    The spec of a training run's config (``augment.mean/std``; ``data.channels``,
+    ``image_size``, ``register`` — from ``data`` when given, e.g. an evaluation's settings).
+    """
     data = data or run_config["data"]
     augment = run_config.get("augment") or {}
     return PreprocessSpec(

@@ -1,5 +1,7 @@
-"""Where frames come from: a folder, a video file, a DICOM / NIfTI sequence, or the embedded
-phantom (generated, cached)."""
+"""Where frames come from.
+
+A folder, a video file, a DICOM / NIfTI sequence, or the embedded phantom (generated, cached).
+"""
 
 from __future__ import annotations
 
@@ -117,8 +119,11 @@ SEQUENCE_FORMATS = ("dicom", "nifti")
 
 
 def is_indexed(data: Mapping) -> bool:
-    """Whether the data config's frames are addressed by index (a video, a DICOM / NIfTI
-    sequence): its labels CSV is ``data.labels_csv`` and its frame names end in ``#index``."""
+    """Whether the data config's frames are addressed by index.
+
+    Such frames (a video, a DICOM / NIfTI sequence) have their labels CSV in
+    ``data.labels_csv`` and frame names ending in ``#index``.
+    """
     if data.get("root") is not None:
         return False
     return data.get("video") is not None or data.get("path") is not None
@@ -130,6 +135,9 @@ SOURCE_FIELDS = ("root", "video", "labels_csv", "phantom", "cache_dir", "channel
 
 
 def load_source_config(data: Mapping):
-    """:func:`load_source` on a data config (a plain dict): its other keys (split, batches, …) are
-    not about decoding and are ignored."""
+    """Decode the frames of a data config with :func:`load_source`.
+
+    :func:`load_source` on a data config (a plain dict): its other keys (split, batches, …) are
+    not about decoding and are ignored.
+    """
     return load_source(**{name: data[name] for name in SOURCE_FIELDS if name in data})

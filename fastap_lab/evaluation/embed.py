@@ -72,7 +72,9 @@ def frozen(module: torch.nn.Module, device: torch.device, kind: str, **info) -> 
 
 
 class PixelEmbedding:
-    """Frames as vectors: area-downsampled to ``size`` px, flattened, standardised per pixel
+    """The ``pixels`` baseline: frames embedded as their standardised pixels.
+
+    Frames as vectors: area-downsampled to ``size`` px, flattened, standardised per pixel
     with the mean / std over ``reference`` frames (so every pixel weighs the same), L2-normalised.
 
     Args:
@@ -94,10 +96,12 @@ class PixelEmbedding:
         return x.flatten(1)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, C, H, W] -> unit float32 [B, C * size * size], standardised per pixel."""
         return F.normalize((self.features(images) - self.mean) / self.std, dim=1)
 
 
 def pixels_embedder(reference: torch.Tensor, size: int | None, device: torch.device) -> Embedder:
+    """The ``pixels`` baseline (:class:`PixelEmbedding` with ``reference``'s statistics)."""
     embedding = PixelEmbedding(reference, size, device)
     return Embedder(embed=embedding, kind="pixels", device=device, details={"size": size})
 

@@ -1,7 +1,9 @@
-"""Embedding every frame of a source into gallery arrays, chunk by chunk: a video is streamed
-(``data.chunk`` frames decoded at a time, so 100,000 frames never sit in memory as images);
-frames folders and the phantom are read into memory (with ``data.register``, a video too:
-registration needs the whole sequence). Keeps float32 embeddings and small thumbnails only.
+"""Embedding every frame of a source into gallery arrays, chunk by chunk.
+
+A video is streamed (``data.chunk`` frames decoded at a time, so 100,000 frames never sit in
+memory as images); frames folders and the phantom are read into memory (with ``data.register``,
+a video too: registration needs the whole sequence). Keeps float32 embeddings and small
+thumbnails only.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from fastap_lab.retrieval.gallery import FrameTable
 
 @dataclass
 class EmbeddedFrames:
-    """``embeddings`` float32 [N, D], ``thumbs`` uint8 [N, C, t, t] or None, their table,
-    notes, and the seconds spent decoding + embedding."""
+    """The embedded frames of a source, for a gallery.
+
+    ``embeddings`` float32 [N, D], ``thumbs`` uint8 [N, C, t, t] or None, their table,
+    notes, and the seconds spent decoding + embedding.
+    """
 
     embeddings: np.ndarray
     thumbs: np.ndarray | None

@@ -32,9 +32,12 @@ def claim_output_dir(base: Path) -> Path:
 
 
 def new_output_dir(out: str | Path | None, default: Path, what: str) -> Path:
-    """Where a new ``what`` (gallery, export, search) goes: ``out`` when given — refused when
+    """The folder for a new ``what``, never an existing one.
+
+    Where a new ``what`` (gallery, export, search) goes: ``out`` when given — refused when
     it exists, since an existing one is never overwritten — else ``default`` (``-2``, … when
-    taken, claimed now as an empty folder). Fill it with :func:`fastap_lab.io.atomic_folder`."""
+    taken, claimed now as an empty folder). Fill it with :func:`fastap_lab.io.atomic_folder`.
+    """
     if out in (None, ""):
         return claim_output_dir(default)
     path = Path(out).expanduser()

@@ -68,7 +68,8 @@ class SurrogateEmbedding:
     """uint8 [B, C, H, W] -> unit float32 [B, 2] at the images' angle on ``sequence``'s range.
 
     ``carry`` (optional) maps each image to a value on ``sequence``'s surrogate itself (the
-    cross-contrast bridge); by default the value is :meth:`SequenceSurrogate.value_of`."""
+    cross-contrast bridge); by default the value is :meth:`SequenceSurrogate.value_of`.
+    """
 
     def __init__(self, sequence: SequenceSurrogate, carry=None) -> None:
         self.sequence = sequence
@@ -76,6 +77,7 @@ class SurrogateEmbedding:
         self.low, self.high = float(sequence.values.min()), float(sequence.values.max())
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, C, H, W] -> unit float32 [B, 2] (cos, sin of the angle), on their device."""
         values = torch.tensor([self.carry(image) for image in images.cpu()], dtype=torch.float64)
         span = max(self.high - self.low, 1e-12)
         angle = math.pi * ((values - self.low) / span).clamp(0.0, 1.0)

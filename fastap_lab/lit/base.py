@@ -118,8 +118,11 @@ class StageModule(L.LightningModule):
             )
 
     def embedding_network(self) -> torch.nn.Module:
-        """Preprocessed float32 [B, C, H, W] -> unit float32 [B, D] (the layers :meth:`embed`
-        runs after the normalisation; what ``python -m fastap_lab.export`` writes)."""
+        """The network that embeds preprocessed frames (implemented by each stage).
+
+        Preprocessed float32 [B, C, H, W] -> unit float32 [B, D] (the layers :meth:`embed`
+        runs after the normalisation; what ``python -m fastap_lab.export`` writes).
+        """
         raise NotImplementedError
 
     @torch.no_grad()

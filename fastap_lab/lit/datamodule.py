@@ -20,8 +20,11 @@ SAMPLERS = ("random", "m_per_class")
 
 
 class FramesDataModule(L.LightningDataModule):
-    """Frames from ``root`` / ``video`` / ``path`` (DICOM, NIfTI) / ``phantom``; see
-    ``conf/data/frames.yaml`` for fields."""
+    """The Lightning data module of a run's frames and their splits.
+
+    Frames from ``root`` / ``video`` / ``path`` (DICOM, NIfTI) / ``phantom``; see
+    ``conf/data/frames.yaml`` for fields.
+    """
 
     def __init__(
         self,

@@ -51,10 +51,13 @@ class EmbeddingHead(nn.Module):
 
 
 class EmbeddingNetwork(nn.Sequential):
-    """What a stage module embeds with after the input normalisation: preprocessed float32
+    """The embedding layers of a stage module, as one exportable network.
+
+    What a stage module embeds with after the input normalisation: preprocessed float32
     ``[B, C, H, W] -> float32 [B, D]`` through ``layers`` (shared with the module, not copied),
     rows L2-normalised when ``normalize`` (the FastAP head normalises itself). Exported as is
-    (``python -m fastap_lab.export``)."""
+    (``python -m fastap_lab.export``).
+    """
 
     def __init__(self, *layers: nn.Module, normalize: bool = True) -> None:
         super().__init__(*layers)
@@ -62,5 +65,6 @@ class EmbeddingNetwork(nn.Sequential):
         self.training = layers[0].training  # the layers' mode (not set on them: shared)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Preprocessed float32 [B, C, H, W] -> float32 [B, D], L2-normalised when ``normalize``."""
         features = super().forward(images).float()
         return F.normalize(features, dim=1) if self.normalize else features

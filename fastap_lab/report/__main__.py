@@ -1,5 +1,8 @@
-"""``python -m fastap_lab.report RUN_DIR [--baseline OTHER_RUN] [--lang en|ja] [--evaluate]
-[--html]``."""
+"""The report command: write a run's report (Markdown, and HTML with ``--html``).
+
+``python -m fastap_lab.report RUN_DIR [--baseline OTHER_RUN] [--lang en|ja] [--evaluate]
+[--html]``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from fastap_lab.report.i18n import LANGUAGES
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m fastap_lab.report``."""
     p = argparse.ArgumentParser(
         prog="python -m fastap_lab.report",
         description="Write RUN_DIR/report.md (report.ja.md with --lang ja) and report_loss.png;"
@@ -42,6 +46,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def make_report(args: argparse.Namespace) -> Path:
+    """Write the report of ``args.run_dir`` (evaluating first with ``--evaluate``).
+
+    Warns on stderr about unfinished runs, prints the written paths and returns the report's.
+    """
     from fastap_lab.report.render import report_name, write_report
 
     run = _load(args.run_dir, args.evaluate)
@@ -74,6 +82,7 @@ def _load(path: Path, evaluate: bool):
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: parse ``argv`` and make the report."""
     run_task(make_report, parser().parse_args(argv))
 
 

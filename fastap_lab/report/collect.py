@@ -46,12 +46,16 @@ class Run:
 
     @property
     def name(self) -> str:
+        """The run folder's name."""
         return self.path.name
 
     @property
     def stage(self) -> str:
-        """``fastap`` or ``simsiam`` from the model class the run was built with; for a bare
-        evaluation folder its metrics.json's stage or baseline kind (``pixels``, ``untrained``)."""
+        """The run's stage (or, for a bare evaluation, what was evaluated).
+
+        ``fastap`` or ``simsiam`` from the model class the run was built with; for a bare
+        evaluation folder its metrics.json's stage or baseline kind (``pixels``, ``untrained``).
+        """
         if not self.config and self.evaluation is not None:
             metrics = self.evaluation.metrics
             return str(metrics.get("stage") or metrics.get("model") or "evaluation")
@@ -60,14 +64,18 @@ class Run:
 
     @property
     def unfinished(self) -> tuple[int, int | None] | None:
-        """(epochs in metrics.csv, trainer.max_epochs) of a training run without the FINISHED
-        marker (still training, interrupted or failed); None when finished or not a run."""
+        """How far an unfinished training run got, or None.
+
+        (epochs in metrics.csv, trainer.max_epochs) of a training run without the FINISHED
+        marker (still training, interrupted or failed); None when finished or not a run.
+        """
         if not self.config or is_finished(self.path):
             return None
         return len(self.epochs), self.config.get("trainer", {}).get("max_epochs")
 
     @property
     def checkpoint(self) -> Path | None:
+        """The run's ``checkpoints/last.ckpt``, else ``best.ckpt``, else None."""
         for name in ("last.ckpt", "best.ckpt"):
             if (self.path / "checkpoints" / name).is_file():
                 return self.path / "checkpoints" / name
@@ -115,6 +123,7 @@ def newest_inference(run_dir: Path) -> Path | None:
 
 
 def read_evaluation(run_dir: Path) -> Evaluation | None:
+    """The newest evaluation of ``run_dir`` (:func:`newest_inference`), or None."""
     folder = newest_inference(run_dir)
     return None if folder is None else read_evaluation_folder(folder)
 
@@ -133,6 +142,7 @@ def read_evaluation_folder(folder: Path) -> Evaluation:
 
 
 def read_csv(path: Path) -> list[dict]:
+    """The rows of a CSV file as dicts of strings; [] when there is no such file."""
     if not path.is_file():
         return []
     with open(path, newline="") as handle:

@@ -29,6 +29,7 @@ TABLE_NAME = re.compile(r"^(internal|external)_\d+_(.*)$")
 
 
 def retrieval(c: Context) -> list[Block]:
+    """Section 4: the retrieval grid and each retrieval table, beside the baseline's."""
     t, ev = c.t, c.run.evaluation
     blocks: list[Block] = [Heading(2, t("s4"))]
     if ev is None:
@@ -47,6 +48,7 @@ def retrieval(c: Context) -> list[Block]:
 def table_block(
     c: Context, heading: str, name: str, ev: Evaluation, base: Evaluation | None
 ) -> list[Block]:
+    """One retrieval table ``name``: its heading, positives and score range, the rows."""
     t = c.t
     match = TABLE_NAME.match(name)
     kind, query = (match.group(1), match.group(2)) if match else ("internal", name)
@@ -85,6 +87,7 @@ def _positives(ev: Evaluation, query: str) -> str:
 
 
 def side_by_side(c: Context, this_rows: list[dict], base_rows: list[dict]) -> Table:
+    """Ranked rows of this run, with the baseline's rows beside them when there are any."""
     head = ["Rank", "Frame", "Score", "Label"]
     if base_rows:
         tag = c.t("baseline")
@@ -106,6 +109,7 @@ def _cells(rows: list[dict], rank: int) -> list[str]:
 
 
 def differences(c: Context) -> list[Block]:
+    """Section 5: per-query changes against the baseline, similarity spread, per-query table."""
     t, ev = c.t, c.run.evaluation
     blocks: list[Block] = [Heading(2, t("s5"))]
     if ev is None:
@@ -165,6 +169,7 @@ def _query_row(t, d: facts.QueryDiff, k: str) -> str:
 
 
 def spread_table(c: Context, ev: Evaluation, base: Evaluation | None) -> list[Block]:
+    """The similarity-spread figures of this run (and the baseline's, with the change)."""
     t = c.t
     this = facts.spread(ev)
     other = facts.spread(base) if base is not None else None
@@ -219,6 +224,7 @@ def _points(value: float) -> str:
 
 
 def notes(c: Context) -> list[Block]:
+    """Section 6: where to look further, the evaluation's notes and the diagnostics figure."""
     ev = c.run.evaluation
     if ev is None:
         return []

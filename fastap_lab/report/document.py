@@ -16,6 +16,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Heading:
+    """A heading of ``level`` (as many ``#`` in Markdown)."""
+
     level: int
     text: str
 
@@ -32,11 +34,15 @@ class Paragraph:
 
 @dataclass(frozen=True)
 class Quote:
+    """A block quote of one line."""
+
     text: str
 
 
 @dataclass(frozen=True)
 class Item:
+    """A bullet with sub-bullets ``children``."""
+
     text: str
     children: tuple[str, ...] = ()
 

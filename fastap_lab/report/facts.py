@@ -60,8 +60,11 @@ def metric_names(metrics: dict) -> list[str]:
 
 
 def top_k_column(per_query: list[dict]) -> str | None:
-    """``precision@10``, or the largest logged precision@k with k ≤ 10 (a k beyond the
-    gallery is not logged)."""
+    """The per-query precision@k column the report compares, or None.
+
+    ``precision@10``, or the largest logged precision@k with k ≤ 10 (a k beyond the
+    gallery is not logged).
+    """
     if not per_query:
         return None
     ks = [int(c.split("@")[1]) for c in per_query[0] if c.startswith("precision@")]
@@ -71,6 +74,8 @@ def top_k_column(per_query: list[dict]) -> str | None:
 
 @dataclass
 class QueryDiff:
+    """One query frame in two evaluations, A (baseline) and B: AP, precision@k, positives@k."""
+
     frame: str
     label: str
     ap_a: float
@@ -82,6 +87,7 @@ class QueryDiff:
 
     @property
     def delta(self) -> float:
+        """AP_B − AP_A."""
         return self.ap_b - self.ap_a
 
 
@@ -134,6 +140,8 @@ def _count(precision: float, k: int) -> int:
 
 @dataclass
 class DiffCounts:
+    """How many queries improved, degraded or stayed, and how many changed positives@k."""
+
     improved: int
     degraded: int
     unchanged: int

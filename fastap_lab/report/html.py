@@ -1,6 +1,9 @@
-"""The report as one self-contained HTML page: every figure inline (``data:`` URL), CSS and the
-table-sorting script inline, no reference to any other file or host (a Content-Security-Policy
-forbids fetching anything), every text from the data HTML-escaped."""
+"""The report as one self-contained HTML page.
+
+Every figure inline (``data:`` URL), CSS and the table-sorting script inline, no reference to
+any other file or host (a Content-Security-Policy forbids fetching anything), every text from
+the data HTML-escaped.
+"""
 
 from __future__ import annotations
 
@@ -48,8 +51,11 @@ def render_html(document: Document) -> str:
 
 
 def inline(text: str) -> str:
-    """The report's inline markup (`` `code` ``, ``**bold**``, ``_emphasis_``) as HTML, the
-    rest escaped."""
+    """Render the report's inline markup as HTML.
+
+    The report's inline markup (`` `code` ``, ``**bold**``, ``_emphasis_``) as HTML, the
+    rest escaped.
+    """
     parts = []
     for part in CODE.split(str(text)):
         if part.startswith("`") and part.endswith("`") and len(part) > 1:

@@ -1,5 +1,8 @@
-"""The HTML report's inline style sheet and table-sorting script (kept as Python text so that
-they travel with the package without package-data rules). The script uses no library."""
+"""The HTML report's inline style sheet and table-sorting script.
+
+Kept as Python text so that they travel with the package without package-data rules. The
+script uses no library.
+"""
 
 STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; color: #1d2329; background: #fff; margin: 0; }

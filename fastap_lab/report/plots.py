@@ -9,8 +9,11 @@ from fastap_lab.report.collect import Run
 
 
 def loss_figure(path: Path, stages: list[Run]) -> Path | None:
-    """One panel per stage with per-epoch train/loss (and val/mAP on a right axis when logged);
-    None (nothing written) when no stage has a training log."""
+    """Plot the training loss of ``stages`` into ``path``; return it, or None.
+
+    One panel per stage with per-epoch train/loss (and val/mAP on a right axis when logged);
+    None (nothing written) when no stage has a training log.
+    """
     stages = [run for run in stages if run.epochs]
     if not stages:
         return None

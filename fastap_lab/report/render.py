@@ -1,5 +1,7 @@
-"""Assemble the report of a run and write it (and its plot) into the run folder, atomically:
-``report[.lang].md`` always, ``report[.lang].html`` on request, both from one document."""
+"""Assemble the report of a run and write it (and its plot) into the run folder, atomically.
+
+``report[.lang].md`` always, ``report[.lang].html`` on request, both from one document.
+"""
 
 from __future__ import annotations
 
@@ -56,8 +58,11 @@ def render(run: Run, baseline: Run | None, lang: str, **options) -> str:
 def write_report(
     run: Run, baseline: Run | None, lang: str = "en", *, html: bool = False, **options
 ) -> Path:
-    """Write ``report[.lang].md`` and ``report_loss.png`` into the run folder, and with ``html``
-    the self-contained ``report[.lang].html``; return the Markdown report."""
+    """Write the report of ``run`` (against ``baseline`` when given) into its folder.
+
+    Write ``report[.lang].md`` and ``report_loss.png`` into the run folder, and with ``html``
+    the self-contained ``report[.lang].html``; return the Markdown report.
+    """
     stages = [r for r in (run.parent, run) if r is not None]
     plot = plots.loss_figure(run.path / PLOT_NAME, stages)
     doc = document(run, baseline, lang, plot_name=PLOT_NAME if plot else None, **options)

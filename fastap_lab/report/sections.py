@@ -1,5 +1,7 @@
-"""The report's sections 1–3, each a list of :mod:`~fastap_lab.report.document` blocks built
-from a :class:`Context`."""
+"""The report's sections 1–3.
+
+Each is a list of :mod:`~fastap_lab.report.document` blocks built from a :class:`Context`.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ DASH = "—"
 
 
 def f4(value) -> str:
+    """``value`` with 4 decimals; a dash for None or NaN."""
     return (
         DASH
         if value is None or (isinstance(value, float) and math.isnan(value))
@@ -34,6 +37,7 @@ def f4(value) -> str:
 
 
 def signed(value) -> str:
+    """``value`` with its sign and 4 decimals; a dash for None or NaN."""
     return DASH if value is None or math.isnan(value) else f"{value:+.4f}"
 
 
@@ -50,10 +54,12 @@ class Context:
 
 
 def title(c: Context) -> str:
+    """The report's title: the run's stage and name."""
     return c.t("title", stage=c.run.stage, run=c.run.name)
 
 
 def header(c: Context) -> list[Block]:
+    """The title, the introduction (time, run, baseline) and a line per unfinished stage."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     intro = [c.t("intro", now=now, path=c.run.path)]
     if c.baseline is not None:
@@ -66,11 +72,13 @@ def header(c: Context) -> list[Block]:
 
 
 def unfinished_line(t, run: Run) -> str:
+    """The warning that ``run`` is unfinished, with its epochs so far (``t``: the words)."""
     epochs, max_epochs = run.unfinished
     return t("unfinished", epochs=epochs, max_epochs=max_epochs or DASH, path=run.path)
 
 
 def summary(c: Context) -> list[Block]:
+    """Section 1: the evaluation's files and settings, the checkpoint, parent and config."""
     t, run, ev = c.t, c.run, c.run.evaluation
     items: list[str | Item] = []
     if ev is not None:
@@ -129,6 +137,7 @@ def config_items(run: Run) -> list[str]:
 
 
 def stage_settings(cfg: dict) -> str:
+    """One line of a stage's training settings: epochs, batch, LR, optimizer, scheduler."""
     optimizer, scheduler = cfg.get("optimizer", {}), cfg.get("scheduler") or {}
     return (
         f"epochs = {cfg.get('trainer', {}).get('max_epochs')} / batch = "
@@ -152,6 +161,7 @@ def _augment(cfg: dict) -> str:
 
 
 def training(c: Context) -> list[Block]:
+    """Section 2: the training of each stage (parent first) and the loss plot."""
     t = c.t
     blocks: list[Block] = [Heading(2, t("s2"))]
     stages = [r for r in (c.run.parent, c.run) if r is not None]
@@ -201,10 +211,12 @@ def _val_map_lines(t, val_map: list[tuple[int, float]]) -> list[str]:
 
 
 def not_evaluated(c: Context) -> Quote:
+    """The quote saying that the run has no evaluation yet."""
     return Quote(c.t("not_evaluated", path=c.run.path))
 
 
 def metrics(c: Context) -> list[Block]:
+    """Section 3: the metrics table (beside the baseline's) and the raw-pixel guard's verdict."""
     t, ev = c.t, c.run.evaluation
     blocks: list[Block] = [Heading(2, t("s3"))]
     if ev is None:
@@ -242,6 +254,7 @@ def _base_metrics(c: Context) -> dict | None:
 
 
 def metric_label(name: str) -> str:
+    """The display name of a metrics.json metric (``precision@10`` -> ``Precision@10``)."""
     labels = {"r_precision": "R-precision", "map@r": "MAP@R"}
     if name.startswith(("precision@", "recall@")):
         kind, k = name.split("@")
@@ -250,5 +263,6 @@ def metric_label(name: str) -> str:
 
 
 def paths_for_notes(c: Context) -> tuple[Path, Path]:
+    """The paths of the evaluation's retrieval_grid.png and diagnostics.png."""
     ev = c.run.evaluation
     return ev.path / "retrieval_grid.png", ev.path / "diagnostics.png"

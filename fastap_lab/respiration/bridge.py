@@ -90,7 +90,9 @@ def level_means(frames: torch.Tensor, surrogate: np.ndarray, levels: int = BINS)
 
 
 def breathing_motion(frames: torch.Tensor, surrogate: np.ndarray):
-    """The motion from the surrogate's low end to its high end: Lucas-Kanade between the mean
+    """Estimate the breathing motion of a sequence along its surrogate.
+
+    The motion from the surrogate's low end to its high end: Lucas-Kanade between the mean
     frames of its lowest and highest levels (:func:`level_means`), so that noise and per-frame
     nuisance average out. Frames: float [N, H, W] registered; surrogate [N].
 
@@ -102,9 +104,12 @@ def breathing_motion(frames: torch.Tensor, surrogate: np.ndarray):
 
 
 def field_agreement(first, second) -> float:
-    """Confidence-weighted cosine in [-1, 1] between two :func:`breathing_motion` results of
+    """How well two breathing motions agree, as a weighted cosine.
+
+    Confidence-weighted cosine in [-1, 1] between two :func:`breathing_motion` results of
     frames of the same size: near +1 the two surrogates rise with the same motion, near -1 one
-    is upside down, near 0 the motions do not correspond (another pose, slice or field of view)."""
+    is upside down, near 0 the motions do not correspond (another pose, slice or field of view).
+    """
     (flow_a, conf_a), (flow_b, conf_b) = first, second
     weight = (conf_a * conf_b).sqrt()
     dot = ((flow_a * flow_b).sum(0) * weight).sum()
@@ -113,7 +118,9 @@ def field_agreement(first, second) -> float:
 
 
 def range_map(values: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Carry values on ``source``'s scale to ``target``'s, matching the breathing ranges: the
+    """Map surrogate values from one sequence's scale onto another's.
+
+    Carry values on ``source``'s scale to ``target``'s, matching the breathing ranges: the
     1st..99th percentiles of ``source`` [M] map linearly onto those of ``target`` [N].
 
     Both sequences are assumed to span the same breathing range (one patient, one session) and
@@ -129,8 +136,11 @@ def range_map(values: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.
 
 
 def _warps(image: torch.Tensor, grid: list[tuple[float, float]]) -> torch.Tensor:
-    """float [H, W] zoomed by each ``scale`` and rotated by each ``rotation`` rad about its
-    centre: float32 [G, H, W], one per (scale, rotation) of ``grid``."""
+    """Warp an image by every (scale, rotation) of ``grid``.
+
+    float [H, W] zoomed by each ``scale`` and rotated by each ``rotation`` rad about its
+    centre: float32 [G, H, W], one per (scale, rotation) of ``grid``.
+    """
     theta = torch.tensor(
         [[[math.cos(r) / z, -math.sin(r) / z, 0.0], [math.sin(r) / z, math.cos(r) / z, 0.0]]
          for z, r in grid], dtype=torch.float32,
@@ -142,8 +152,11 @@ def _warps(image: torch.Tensor, grid: list[tuple[float, float]]) -> torch.Tensor
 
 @dataclass
 class Alignment:
-    """How an image was aligned to a reference: zoom, rotation (rad), shift (dy, dx) px and the
-    normalised correlation reached."""
+    """The result of :func:`align_image`.
+
+    How an image was aligned to a reference: zoom, rotation (rad), shift (dy, dx) px and the
+    normalised correlation reached.
+    """
 
     scale: float
     rotation: float
@@ -185,8 +198,11 @@ def _best_warp(image: torch.Tensor, reference: torch.Tensor, grid: list[tuple[fl
 
 
 def similarity_features(frames: torch.Tensor) -> torch.Tensor:
-    """float [N, H, W] -> unit float64 [N, P]: gain / bias invariant, lightly smoothed, so that
-    frames of one contrast compare by anatomy rather than by acquisition drift."""
+    """Features for comparing frames of one contrast by their anatomy.
+
+    float [N, H, W] -> unit float64 [N, P]: gain / bias invariant, lightly smoothed, so that
+    frames of one contrast compare by anatomy rather than by acquisition drift.
+    """
     side = min(frames.shape[-2:])
     x = normalise_intensity(frames.double(), 0.125 * side, "zscore", 1.0)
     margin = max(1, side // 10)
@@ -196,11 +212,14 @@ def similarity_features(frames: torch.Tensor) -> torch.Tensor:
 def place_image(
     image: torch.Tensor, frames: torch.Tensor, surrogate: np.ndarray, neighbours: int = NEIGHBOURS
 ) -> tuple[float, Alignment]:
-    """The surrogate value of ``image`` float [H, W] on a sequence of the same contrast
+    """Place an image on the surrogate of a sequence of the same contrast.
+
+    The surrogate value of ``image`` float [H, W] on a sequence of the same contrast
     (registered ``frames`` float [N, H, W], ``surrogate`` [N]): aligned to the median frame, then
     the median surrogate value of its ``neighbours`` most similar frames (in the same contrast a
     few nearest frames are precise; a kernel average over the whole profile, as an image of
-    another contrast needs (:func:`fastap_lab.gating.scores.place_on_surrogate`), blurs it)."""
+    another contrast needs (:func:`fastap_lab.gating.scores.place_on_surrogate`), blurs it).
+    """
     aligned, alignment = align_image(image, frames.median(dim=0).values)
     features = similarity_features(torch.cat([frames, aligned[None]]))
     similarity = (features[:-1] @ features[-1]).numpy()

@@ -1,5 +1,7 @@
-"""A stored gallery: embedded frames to search many times (``python -m fastap_lab.embed``
-writes one, ``python -m fastap_lab.search`` reads it). The folder holds:
+"""A stored gallery: embedded frames to search many times.
+
+``python -m fastap_lab.embed`` writes one, ``python -m fastap_lab.search`` reads it. The folder
+holds:
 
 - ``embeddings.npy``: float32 [N, D], L2-normalised rows, in frames.csv order;
 - ``frames.csv``: ``index,frame,time,label,video`` (label empty when unknown);
@@ -33,8 +35,11 @@ FORMAT = "fastap_lab gallery"
 
 @dataclass
 class FrameTable:
-    """Per gallery frame: ``names`` (file name, or a video's frame index), ``times`` float64
-    [N] (NaN unknown), ``labels`` int64 [N] (-1 unknown) or None, ``videos`` (source / group)."""
+    """What is known of each gallery frame (frames.csv).
+
+    Per gallery frame: ``names`` (file name, or a video's frame index), ``times`` float64
+    [N] (NaN unknown), ``labels`` int64 [N] (-1 unknown) or None, ``videos`` (source / group).
+    """
 
     names: list[str]
     times: np.ndarray
@@ -45,11 +50,13 @@ class FrameTable:
         return len(self.names)
 
     def label(self, index: int) -> int | None:
+        """The label of frame ``index``, or None when unknown."""
         value = None if self.labels is None else int(self.labels[index])
         return None if value is None or value < 0 else value
 
 
 def frames_csv(table: FrameTable) -> str:
+    """The text of frames.csv: ``index,frame,time,label,video`` (label empty when unknown)."""
     labels = (
         [""] * len(table)
         if table.labels is None
@@ -61,6 +68,7 @@ def frames_csv(table: FrameTable) -> str:
 
 
 def read_frames_csv(path: Path) -> FrameTable:
+    """The FrameTable of a frames.csv (labels None when no frame has one)."""
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     labels = np.array([int(r["label"]) if r["label"] else -1 for r in rows], dtype=np.int64)
@@ -92,10 +100,12 @@ class Gallery:
 
     @property
     def preprocess(self) -> PreprocessSpec:
+        """The input preprocessing of the model that embedded the gallery (gallery.json)."""
         return PreprocessSpec.from_dict(self.record["model"]["preprocess"], str(self.folder))
 
     @property
     def dim(self) -> int:
+        """D, the embedding dimension."""
         return int(self.embeddings.shape[1])
 
 
@@ -128,9 +138,12 @@ def read_gallery(path: str | Path) -> Gallery:
 
 
 def gallery_index(gallery: Gallery):
-    """The gallery's exact FAISS index (``IndexFlatIP``): read from faiss.index, else built and
+    """Load or build the gallery's exact FAISS index.
+
+    The gallery's exact FAISS index (``IndexFlatIP``): read from faiss.index, else built and
     stored there (atomically) for the next search. For millions of frames an IVF index
-    (``faiss.IndexIVFFlat``) trades exactness for speed; not built here."""
+    (``faiss.IndexIVFFlat``) trades exactness for speed; not built here.
+    """
     from fastap_lab.retrieval.faiss_search import flat_ip_index, import_faiss
 
     faiss, path = import_faiss(), gallery.folder / FAISS_INDEX
@@ -144,10 +157,13 @@ def gallery_index(gallery: Gallery):
 
 
 def search_gallery(gallery: Gallery, queries, k: int, index: str = "exact"):
-    """Top-``k`` cosine neighbours of unit query rows float32 [Q, D] in the gallery: (scores
+    """Search the gallery for the nearest neighbours of each query.
+
+    Top-``k`` cosine neighbours of unit query rows float32 [Q, D] in the gallery: (scores
     [Q, k'], indices [Q, k'] long, notes), k' = min(k, N) (clipped with a note). ``index``:
     ``exact`` (chunked matmul, :func:`~fastap_lab.retrieval.search.topk_search`) or ``faiss``
-    (the gallery's stored exact index, :func:`gallery_index`); both rank ties to the lower index."""
+    (the gallery's stored exact index, :func:`gallery_index`); both rank ties to the lower index.
+    """
     import torch
 
     from fastap_lab.errors import ConfigError
@@ -173,9 +189,12 @@ def search_gallery(gallery: Gallery, queries, k: int, index: str = "exact"):
 
 
 def check_same_model(stored: dict, other: dict, what: str) -> list[str]:
-    """Refuse to search a gallery with a model that embeds differently: the ``model`` records
+    """Check that a model embeds like the gallery's; return notes on lesser differences.
+
+    Refuse to search a gallery with a model that embeds differently: the ``model`` records
     (gallery.json / preprocess.json) must agree on D, the embedded layer and the preprocessing.
-    Another checkpoint with all of those equal is searched with a note (its space differs)."""
+    Another checkpoint with all of those equal is searched with a note (its space differs).
+    """
     from fastap_lab.errors import ConfigError
 
     mine = PreprocessSpec.from_dict(stored["preprocess"], "gallery")

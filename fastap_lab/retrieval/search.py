@@ -93,10 +93,20 @@ def evaluate_embeddings(
     """Per-query retrieval metrics of cosine similarity; relevant = same label.
 
     Args:
-        query: [Q, D] query embeddings; gallery: [G, D] gallery embeddings (same device).
-        query_labels: [Q] long; gallery_labels: [G] long.
-        ks, query_index, *_times, *_groups, exclusion_window: see :class:`GalleryExclusion`
-            and :func:`~fastap_lab.retrieval.metrics.ranking_metrics`.
+        query: [Q, D] query embeddings.
+        gallery: [G, D] gallery embeddings (same device).
+        query_labels: [Q] long.
+        gallery_labels: [G] long.
+        ks: the k of precision@k / recall@k
+            (:func:`~fastap_lab.retrieval.metrics.ranking_metrics`).
+        query_index: [Q] long gallery index of each query itself, -1 if external; or None
+            (see :class:`GalleryExclusion`, as for the next five).
+        query_times: [Q] query times, needed when ``exclusion_window > 0``.
+        gallery_times: [G] gallery times, needed when ``exclusion_window > 0``.
+        query_groups: [Q] long group (video) ids of the queries; None = one group.
+        gallery_groups: [G] long group (video) ids of the gallery; None = one group.
+        exclusion_window: gallery items with |t_g - t_q| <= window in the query's group are
+            excluded (if > 0).
         chunk_size: queries scored at once (on the CPU at most ``CPU_CHUNK_ENTRIES // G``, one
             chunk per thread at a time); peak memory ~ 6 bytes * chunk_size * G (scores and
             masks) + ~50 bytes per entry of a ranking block (2**18 entries on the CPU, 2**24 on
@@ -176,13 +186,25 @@ def topk_search(
     """Exact cosine top-k with the exclusions of :func:`evaluate_embeddings`.
 
     Ties rank the lower gallery index first (the chunked scores must tie exactly; matmul
-    rounding can differ by an ulp between chunkings for mathematically equal cosines). The effective k' = min(k, fewest valid gallery
-    items of any query), so every returned entry is a real, non-excluded item; callers compare
-    ``indices.shape[1]`` with ``k`` to report clipping.
+    rounding can differ by an ulp between chunkings for mathematically equal cosines). The
+    effective k' = min(k, fewest valid gallery items of any query), so every returned entry is
+    a real, non-excluded item; callers compare ``indices.shape[1]`` with ``k`` to report
+    clipping.
 
     Args:
-        query: [Q, D]; gallery: [G, D]; k: wanted neighbours per query (>= 1).
-        chunk_size / gallery_chunk_size: memory is O(chunk_size * gallery_chunk_size).
+        query: [Q, D].
+        gallery: [G, D].
+        k: wanted neighbours per query (>= 1).
+        query_index: [Q] long gallery index of each query itself, -1 if external; or None
+            (see :class:`GalleryExclusion`, as for the next five).
+        query_times: [Q] query times, needed when ``exclusion_window > 0``.
+        gallery_times: [G] gallery times, needed when ``exclusion_window > 0``.
+        query_groups: [Q] long group (video) ids of the queries; None = one group.
+        gallery_groups: [G] long group (video) ids of the gallery; None = one group.
+        exclusion_window: gallery items with |t_g - t_q| <= window in the query's group are
+            excluded (if > 0).
+        chunk_size: queries scored at once; memory is O(chunk_size * gallery_chunk_size).
+        gallery_chunk_size: gallery items scored at once per query chunk (>= 1).
 
     Returns:
         scores: [Q, k'] cosine similarities, best first; indices: [Q, k'] long gallery indices.
@@ -238,8 +260,11 @@ def _topk_rows(
 
 
 def _stable_topk(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Top min(k, G) of each row of [C, G], ties to the lower column; torch.topk's tie order
-    is unspecified, so the k-th value's ties are resolved by column explicitly."""
+    """Top-k of each row with ties broken by the lower column.
+
+    Top min(k, G) of each row of [C, G], ties to the lower column; torch.topk's tie order
+    is unspecified, so the k-th value's ties are resolved by column explicitly.
+    """
     k = min(k, scores.shape[1])
     kth_value = scores.topk(k, dim=1).values[:, -1:]
     above = scores > kth_value
