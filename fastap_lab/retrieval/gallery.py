@@ -134,6 +134,11 @@ def read_gallery(path: str | Path) -> Gallery:
                         f" do not fit {len(table)} frames in {FRAMES}; embed it again")  # fmt: skip
     if thumbs is not None and len(thumbs) != len(table):
         thumbs = None
+    norms = np.linalg.norm(embeddings, axis=1)
+    if len(norms) and float(np.abs(norms - 1.0).max()) > 1e-3:
+        # the searches take the rows as unit vectors (cosine = inner product), as faiss.index does
+        raise DataError(f"gallery={folder}: {EMBEDDINGS} rows are not unit vectors (norms"
+                        f" {norms.min():.3g}..{norms.max():.3g}); embed it again")  # fmt: skip
     return Gallery(folder, record, embeddings, table, thumbs)
 
 
@@ -184,7 +189,7 @@ def search_gallery(gallery: Gallery, queries, k: int, index: str = "exact"):
     if index == "faiss":
         scores, indices = topk_search_faiss(query, stored, k, index=gallery_index(gallery))
     else:
-        scores, indices = topk_search(query, stored, k)
+        scores, indices = topk_search(query, stored, k, unit_gallery=True)
     return scores, indices, notes
 
 

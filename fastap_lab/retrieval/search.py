@@ -55,6 +55,11 @@ class GalleryExclusion:
         if (self.query_groups is None) != (self.gallery_groups is None):
             raise ValueError("give both query_groups and gallery_groups, or neither")
 
+    @property
+    def excludes_nothing(self) -> bool:
+        """True when every gallery item stays in every query's gallery (no mask is needed)."""
+        return self.query_index is None and self.window == 0
+
     def valid_mask(self, rows: slice, cols: slice, num_cols: int, device: torch.device) -> Tensor:
         """[rows, cols] bool, True where the gallery item stays in the query's gallery.
 
@@ -182,6 +187,7 @@ def topk_search(
     exclusion_window: float = 0.0,
     chunk_size: int = 1024,
     gallery_chunk_size: int = 65536,
+    unit_gallery: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Exact cosine top-k with the exclusions of :func:`evaluate_embeddings`.
 
@@ -205,6 +211,8 @@ def topk_search(
             excluded (if > 0).
         chunk_size: queries scored at once; memory is O(chunk_size * gallery_chunk_size).
         gallery_chunk_size: gallery items scored at once per query chunk (>= 1).
+        unit_gallery: the gallery rows are already L2-normalised (a stored gallery): skip
+            normalising them again, which costs as much as the search itself for one query.
 
     Returns:
         scores: [Q, k'] cosine similarities, best first; indices: [Q, k'] long gallery indices.
@@ -215,7 +223,7 @@ def topk_search(
     exclusion = GalleryExclusion(
         query_index, query_times, gallery_times, query_groups, gallery_groups, exclusion_window
     )
-    query, gallery = _unit_rows(query), _unit_rows(gallery)
+    query, gallery = _unit_rows(query), (gallery if unit_gallery else _unit_rows(gallery))
     best_scores, best_indices = [query.new_zeros(0, k)], [_no_indices(query, k)]
     fewest_valid = gallery.shape[0]
     for start in range(0, query.shape[0], chunk_size):
@@ -247,9 +255,13 @@ def _topk_rows(
     valid_count = torch.zeros(best_scores.shape[0], dtype=torch.long, device=query.device)
     for start in range(0, gallery.shape[0], gallery_chunk_size):
         cols = slice(start, min(start + gallery_chunk_size, gallery.shape[0]))
-        valid = exclusion.valid_mask(rows, cols, cols.stop - cols.start, query.device)
-        valid_count += valid.sum(1)
-        scores = (query[rows] @ gallery[cols].T).masked_fill(~valid, float("-inf"))
+        scores = query[rows] @ gallery[cols].T
+        if exclusion.excludes_nothing:  # a stored gallery searched by outside images
+            valid_count += cols.stop - cols.start
+        else:
+            valid = exclusion.valid_mask(rows, cols, cols.stop - cols.start, query.device)
+            valid_count += valid.sum(1)
+            scores = scores.masked_fill(~valid, float("-inf"))
         chunk_scores, chunk_indices = _stable_topk(scores, k)
         best_scores, best_indices = _merge_topk(
             torch.cat([best_scores, chunk_scores], 1),
@@ -266,7 +278,11 @@ def _stable_topk(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     is unspecified, so the k-th value's ties are resolved by column explicitly.
     """
     k = min(k, scores.shape[1])
-    kth_value = scores.topk(k, dim=1).values[:, -1:]
+    values, columns = scores.topk(k, dim=1)
+    kth_value = values[:, -1:]
+    if bool(((scores == kth_value).sum(1) == (values == kth_value).sum(1)).all()):
+        # No item tied with the k-th was left out: topk chose the same set; order it.
+        return _merge_topk(values, columns, k)
     above = scores > kth_value
     tied = scores == kth_value
     tied_slots = k - above.sum(1, keepdim=True)

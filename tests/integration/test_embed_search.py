@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -149,12 +150,21 @@ def test_bad_search_input_is_one_line_exit_2(setup, cli, tmp_path):
         "must be >= 1": [f"gallery={folder}", f"query={image}", "k=0"],
         "unknown format": [f"gallery={folder}", f"query={image}", "model=m.h5"],
         "key=value": [f"gallery={folder}", f"query={image}", "kk=3"],
+        "not unit vectors": [f"gallery={_scaled_copy(folder, tmp_path)}", f"query={image}"],
     }
     for expected, args in cases.items():
         result = cli("search", *args)
         assert result.returncode == 2, (expected, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], lines
+
+
+def _scaled_copy(folder: Path, tmp_path: Path) -> Path:
+    """A copy of the gallery whose embeddings are no longer unit rows (edited by hand)."""
+    copy = tmp_path / "scaled"
+    shutil.copytree(folder, copy)
+    np.save(copy / "embeddings.npy", np.load(copy / "embeddings.npy") * 2)
+    return copy
 
 
 def test_embed_refuses_a_checkpoint_without_a_model(cli, tmp_path, cache_dir):

@@ -129,3 +129,19 @@ def test_topk_clips_k_to_the_valid_gallery():
     assert indices.shape == (6, 5)
     assert not (indices == torch.arange(6)[:, None]).any()
     assert torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("quantised", [False, True])
+def test_topk_of_outside_queries_on_a_unit_gallery_equals_full_sort(quantised):
+    """No exclusion and a gallery of unit rows (a stored gallery): the unmasked path and the
+    path that trusts the rows give the full sort's top k, ties (quantised) to the lower index."""
+    embeddings, _, times, _ = clustered_frames(seed=7, quantised=quantised)
+    gallery = F.normalize(embeddings, dim=1)
+    queries = gallery[:5] + 0.0  # outside images that happen to equal some frames: ties
+    valid = torch.ones(5, len(times), dtype=torch.bool)
+    expected_scores, expected_indices = full_sort_topk(cosine(queries, gallery), valid, 10)
+    for unit_gallery in (False, True):
+        scores, indices = topk_search(queries, gallery, 10, gallery_chunk_size=7,
+                                      unit_gallery=unit_gallery)  # fmt: skip
+        assert torch.equal(indices, expected_indices)
+        torch.testing.assert_close(scores, expected_scores, rtol=0, atol=1e-6)
