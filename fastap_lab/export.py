@@ -46,6 +46,16 @@ def write_model(network: torch.nn.Module, example: torch.Tensor, path: Path, fmt
     return f"torch.onnx.export(dynamo=False, opset {opset}) (torch {torch.__version__})"
 
 
+def require_onnx() -> None:
+    """One line when the packages that write (onnx) and check (onnxruntime) an ONNX file lack."""
+    import importlib.util
+
+    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"format=onnx needs {' and '.join(missing)}: pip install"
+                          " 'fastap_lab[export]' (or format=torchscript)")  # fmt: skip
+
+
 def max_difference(embedder, exported_path: Path, images: torch.Tensor) -> float:
     """Max |exported - PyTorch| over ``images`` (uint8), both through the same preprocessing."""
     from fastap_lab.evaluation.embed import embed_images
@@ -65,6 +75,8 @@ def export(cfg: DictConfig) -> dict:
         raise ConfigError(f"format={fmt!r}: choose onnx or torchscript")
     if not cfg.get("ckpt_path"):
         raise ConfigError("ckpt_path is not set: give ckpt_path=<run folder> or <file.ckpt>")
+    if fmt == "onnx":
+        require_onnx()
     checkpoint = resolve_checkpoint_path(cfg.ckpt_path, "ckpt_path")
     embedder = checkpoint_embedder(checkpoint, torch.device("cpu"), cfg.get("embed_layer"))
     spec = embedder.preprocess
