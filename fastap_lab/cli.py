@@ -20,9 +20,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from fastap_lab import io
 from fastap_lab.errors import FastapLabError
+from fastap_lab.runs import ERROR_FILE
 
 EXIT_USER_ERROR = 2
-ERROR_FILE = "error.txt"
 # File-system refusals the user fixes (permissions, read-only mounts, a full disk), not bugs.
 FILE_SYSTEM_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 log = logging.getLogger(__name__)

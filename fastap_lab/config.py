@@ -37,13 +37,13 @@ def latest_checkpoint(experiment_name: str, outputs: str = "outputs") -> str:
     resolved path, so the run says which checkpoint it started from.
     """
     from fastap_lab.errors import ConfigError
-    from fastap_lab.runs import is_finished
+    from fastap_lab.runs import run_folders
 
     folder = Path(outputs) / experiment_name
-    runs = sorted(p.parent.parent for p in folder.glob("*/checkpoints/last.ckpt"))
-    finished = [run for run in runs if is_finished(run)]
+    runs = [run for run in run_folders(folder) if run.checkpoint(("last.ckpt",))]
+    finished = [run for run in runs if run.finished]
     if finished:
-        return str((finished[-1] / "checkpoints" / "last.ckpt").resolve())
+        return str(finished[-1].checkpoint(("last.ckpt",)).resolve())
     field = f"model.pretrained=${{latest_checkpoint:{experiment_name}}}"
     fix = (
         f"run `python -m fastap_lab.train +experiment={experiment_name}` to the end (or resume"

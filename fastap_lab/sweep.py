@@ -22,10 +22,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from fastap_lab import io
-from fastap_lab.cli import ERROR_FILE
 from fastap_lab.evaluation import guard
-from fastap_lab.report.collect import newest_inference
-from fastap_lab.runs import is_finished, read_epochs
+from fastap_lab.runs import EVALUATION_RECORD, RunFolder, read_epochs
 
 log = logging.getLogger(__name__)
 SUMMARY_NAME = "sweep_summary"
@@ -47,10 +45,11 @@ def best_epoch(metrics_csv: Path, column: str = "val/mAP") -> tuple[int | None, 
 
 def job_status(job_dir: Path) -> tuple[str, str]:
     """("ok" | "failed", the one-line error or "")."""
-    error_file = job_dir / ERROR_FILE
-    if error_file.is_file():
-        return "failed", error_file.read_text().splitlines()[0] if error_file.stat().st_size else ""
-    if not is_finished(job_dir):
+    run = RunFolder(job_dir)
+    error = run.error
+    if error is not None:
+        return "failed", error
+    if not run.finished:
         return "failed", "unfinished: no FINISHED marker (killed, interrupted, or still running)"
     return "ok", ""
 
@@ -58,12 +57,13 @@ def job_status(job_dir: Path) -> tuple[str, str]:
 def job_row(job_dir: Path) -> dict[str, Any]:
     """The summary row of one job folder."""
     hydra_cfg = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra
-    result = read_json(job_dir / "result.json")
+    run = RunFolder(job_dir)
+    result = run.result or {}
     status, error = job_status(job_dir)
-    evaluation = newest_inference(job_dir)  # the newest inference[-N]/, as the report reads it
-    record = {} if evaluation is None else read_json(evaluation / "metrics.json")
+    evaluation = run.newest_evaluation  # the newest inference[-N]/, as the report reads it
+    record = {} if evaluation is None else read_json(evaluation / EVALUATION_RECORD)
     metrics = record.get("metrics") or {}
-    epoch, best_value = best_epoch(job_dir / "metrics.csv")
+    epoch, best_value = best_epoch(run.metrics_csv)
     row = {
         "job": int(hydra_cfg.job.num),
         "overrides": " ".join(hydra_cfg.overrides.task),

@@ -17,6 +17,7 @@ from fastap_lab.data.frames import FrameSet, load_frame_folder
 from fastap_lab.data.sources import load_source
 from fastap_lab.errors import DataError
 from fastap_lab.report.collect import Evaluation, Run, load_run, read_csv
+from fastap_lab.runs import run_folders
 
 
 @dataclass
@@ -104,9 +105,7 @@ def _read_frames_csv(path: Path) -> list[dict]:
 
 def latest_run(experiment: str, outputs: str | Path = "outputs") -> Path:
     """The newest run folder ``outputs/<experiment>/<time>`` that has an evaluation."""
-    folders = sorted(
-        {p.parent.parent for p in Path(outputs, experiment).glob("*/inference*/metrics.json")}
-    )
+    folders = [run.path for run in run_folders(Path(outputs, experiment)) if run.evaluations]
     if not folders:
         raise DataError(
             f"{Path(outputs, experiment)}: no evaluated run; train one with"

@@ -23,19 +23,20 @@ import time
 from pathlib import Path
 
 from fastap_lab.bench._common import compose_config, machine_line, scratch_dir
-from fastap_lab.runs import read_epochs
+from fastap_lab.runs import RunFolder, run_folders
 
 RUN_FOLDER_TIME = "%Y-%m-%d_%H-%M-%S-%f"
 
 
 def epoch_times(run: Path) -> list[float]:
     """``train/epoch_time_s`` of each epoch in ``run/metrics.csv``."""
-    return [e["train/epoch_time_s"] for e in read_epochs(run, require="train/epoch_time_s")]
+    epochs = RunFolder(run).epochs(require="train/epoch_time_s")
+    return [e["train/epoch_time_s"] for e in epochs]
 
 
 def newest_run(outputs: Path, experiment: str) -> Path | None:
     """The newest run folder of ``experiment`` under ``outputs`` (one with metrics.csv), or None."""
-    runs = sorted(p.parent for p in outputs.glob(f"{experiment}/*/metrics.csv"))
+    runs = [run.path for run in run_folders(outputs / experiment) if run.metrics_csv.is_file()]
     return runs[-1] if runs else None
 
 
@@ -45,7 +46,7 @@ def run_wall_seconds(run: Path) -> float | None:
         started = datetime.datetime.strptime(run.name, RUN_FOLDER_TIME).timestamp()
     except ValueError:
         return None
-    return (run / "metrics.csv").stat().st_mtime - started
+    return RunFolder(run).metrics_csv.stat().st_mtime - started
 
 
 def train(experiment: str, epochs: int, workdir: Path, overrides: list[str]) -> tuple[float, Path]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io as text_io
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,20 +44,6 @@ def new_output_dir(out: str | Path | None, default: Path, what: str) -> Path:
         raise ConfigError(f"out={path} exists; an existing {what} is never overwritten: give"
                           f" out=<a new folder>, or leave out= unset for {default.name}[-N]")  # fmt: skip
     return path
-
-
-def numbered_folders(parent: Path, base: str, required: str) -> list[Path]:
-    """The numbered output folders of ``parent / base`` that hold ``required``.
-
-    The folders :func:`claim_output_dir` made for ``parent / base`` (``base``, ``base-2``, …)
-    that hold the file ``required``, oldest (lowest number) first.
-    """
-    found = []
-    for candidate in Path(parent).glob(f"{base}*"):
-        match = re.fullmatch(rf"{re.escape(base)}(?:-(\d+))?", candidate.name)
-        if match and (candidate / required).is_file():
-            found.append((int(match.group(1) or 1), candidate))
-    return [folder for _, folder in sorted(found)]
 
 
 def split_names(num_frames: int, train_index: torch.Tensor, val_index: torch.Tensor) -> list[str]:

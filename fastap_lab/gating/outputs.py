@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fastap_lab import io
-from fastap_lab.evaluation.report import numbered_folders
+from fastap_lab.runs import numbered_folders
 
 
 def trace_csv(columns: dict[str, np.ndarray | list], formats: dict[str, str]) -> str:

@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from fastap_lab.errors import DataError
-from fastap_lab.evaluation.report import numbered_folders
-from fastap_lab.runs import is_finished, read_epochs
+from fastap_lab.runs import EVALUATION_RECORD, RunFolder
 
 
 @dataclass
@@ -69,37 +67,34 @@ class Run:
         (epochs in metrics.csv, trainer.max_epochs) of a training run without the FINISHED
         marker (still training, interrupted or failed); None when finished or not a run.
         """
-        if not self.config or is_finished(self.path):
+        if not self.config or RunFolder(self.path).finished:
             return None
         return len(self.epochs), self.config.get("trainer", {}).get("max_epochs")
 
     @property
     def checkpoint(self) -> Path | None:
         """The run's ``checkpoints/last.ckpt``, else ``best.ckpt``, else None."""
-        for name in ("last.ckpt", "best.ckpt"):
-            if (self.path / "checkpoints" / name).is_file():
-                return self.path / "checkpoints" / name
-        return None
+        return RunFolder(self.path).checkpoint()
 
 
 def load_run(path: str | Path, *, with_parent: bool = True) -> Run:
     """The run at ``path``; for a FastAP run also its SimSiam parent (``model.pretrained``)."""
     path = Path(path).expanduser()
-    config_file = path / "config.yaml"
+    folder = RunFolder(path)
     if not path.is_dir():
         raise DataError(f"{path}: no such run folder; give a folder under outputs/<experiment>/")
-    if not config_file.is_file() and (path / "metrics.json").is_file():
+    if not folder.is_run and (path / EVALUATION_RECORD).is_file():
         # an evaluation folder (inference/, or outputs/evaluate/<time> of a pixels / untrained
         # baseline): metrics and tables, no training
         return Run(path, {}, [], read_evaluation_folder(path))
-    if not config_file.is_file():
+    if not folder.is_run:
         raise DataError(
             f"{path}: not a run folder (no config.yaml, no metrics.json); give a folder written"
             " by python -m fastap_lab.train (e.g. outputs/fastap10/<run>) or by"
             " python -m fastap_lab.evaluate"
         )
-    config = yaml.safe_load(config_file.read_text()) or {}
-    run = Run(path, config, read_epochs(path / "metrics.csv"), read_evaluation(path))
+    config = folder.config or {}
+    run = Run(path, config, folder.epochs(), read_evaluation(path))
     if with_parent and run.stage == "fastap":
         run.parent = _parent_run(config.get("model", {}).get("pretrained"))
     return run
@@ -111,15 +106,17 @@ def _parent_run(pretrained) -> Run | None:
         return None
     path = Path(str(pretrained))
     folder = path.parent.parent if path.suffix == ".ckpt" else path
-    if not (folder / "config.yaml").is_file():
+    if not RunFolder(folder).is_run:
         return None
     return load_run(folder, with_parent=False)
 
 
 def newest_inference(run_dir: Path) -> Path | None:
-    """``inference`` or the highest-numbered ``inference-N`` holding a metrics.json."""
-    found = numbered_folders(run_dir, "inference", "metrics.json")
-    return found[-1] if found else None
+    """``inference`` or the highest-numbered ``inference-N`` holding a metrics.json.
+
+    :attr:`fastap_lab.runs.RunFolder.newest_evaluation`, kept for the tests that use it.
+    """
+    return RunFolder(run_dir).newest_evaluation
 
 
 def read_evaluation(run_dir: Path) -> Evaluation | None:
@@ -133,7 +130,7 @@ def read_evaluation_folder(folder: Path) -> Evaluation:
     diagnostics = folder / "diagnostics.json"
     return Evaluation(
         path=folder,
-        metrics=json.loads((folder / "metrics.json").read_text()),
+        metrics=json.loads((folder / EVALUATION_RECORD).read_text()),
         per_query=read_csv(folder / "per_query.csv"),
         tables={p.stem: read_csv(p) for p in sorted((folder / "tables").glob("*.csv"))},
         diagnostics=json.loads(diagnostics.read_text()) if diagnostics.is_file() else None,

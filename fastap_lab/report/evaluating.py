@@ -14,6 +14,6 @@ def evaluate_run(run_dir: Path, overrides: list[str] = ()) -> Path:
     base = [f"ckpt_path={run_dir}", f"paths.output_dir={run_dir}"]
     cfg = compose_config("evaluate", [*base, *overrides])
     evaluate(cfg, [*base, *overrides])
-    from fastap_lab.report.collect import newest_inference
+    from fastap_lab.runs import RunFolder
 
-    return newest_inference(run_dir)
+    return RunFolder(run_dir).newest_evaluation
