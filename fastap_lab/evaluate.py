@@ -40,11 +40,8 @@ from fastap_lab.evaluation.run import (
     evaluate_into,
     evaluation_index,
 )
-from fastap_lab.evaluation.surrogate_embedding import (
-    bridged_embedder,
-    orientation_warning,
-    surrogate_embedder,
-)
+from fastap_lab.evaluation.surrogate_embedding import bridged_embedder, surrogate_embedder
+from fastap_lab.respiration.placement import orientation_warning
 from fastap_lab.validate import check_data
 
 log = logging.getLogger(__name__)
@@ -109,7 +106,7 @@ def adapted_queries(cfg: DictConfig, embedder: Embedder, target_images, target, 
         mode = "bridge" if embedder.kind == "surrogate" else "adabn"
     if mode == "bridge":
         adapted = bridged_embedder(embedder, target_images, target)
-        if warning := orientation_warning(adapted[1]):
+        if warning := orientation_warning(adapted[1], "eval.adapt"):
             log.warning("%s", warning)
         return adapted
     return adapt.adapted_embedder(embedder, target_images, int(cfg.eval.batch_size), target, mode)

@@ -56,6 +56,9 @@ def gate_values(cfg: DictConfig) -> dict:
         raise ConfigError(
             f"gate.embed_layer={values['embed_layer']!r}: choose backbone, projector or null"
         )
+    if values.get("target") not in (None, "") and method != "surrogate":
+        raise ConfigError(f"gate.target is used by gate.method=surrogate only (got {method}); drop"
+                          " gate.target or use gate.method=surrogate")  # fmt: skip
     if cfg.get("reference") in (None, ""):
         raise ConfigError("reference is not set: give reference=<frame index> (a frame of the"
                           " sequence at the breath-hold position) or reference=<image file>")  # fmt: skip

@@ -132,7 +132,7 @@ def score_loaded(loaded: LoadedSequence, cfg: DictConfig, values: dict, embedder
     else:
         scores, details = surrogate_scores(
             frames.images, loaded.times, frames.groups, settings_from(cfg), reference,
-            size=values["pixel_size"], adapt=adapt,
+            size=values["pixel_size"], adapt=adapt, target=target_images(values, frames, is_frame),
         )  # fmt: skip
     labels = None if frames.labels is None else frames.labels.numpy()
     displacement = frames.extras.get("displacement")
@@ -145,6 +145,22 @@ def score_loaded(loaded: LoadedSequence, cfg: DictConfig, values: dict, embedder
     )  # fmt: skip
     fill_reference_truth(sequence, reference, values)
     return sequence
+
+
+def target_images(values: dict, frames, reference_is_frame: bool):
+    """``gate.target`` decoded as the frames are (uint8 [M, C, H, W]), or None when unset."""
+    if values.get("target") in (None, ""):
+        return None
+    if reference_is_frame:
+        raise ConfigError(
+            f"gate.target={values['target']}: the reference is a frame of the sequence, which needs"
+            " no bridge; gate.target is for an image reference of another contrast"
+        )
+    from fastap_lab.evaluation.adapt import load_target_images
+
+    channels, size = frames.images.shape[1], frames.images.shape[-1]
+    return load_target_images(values["target"], channels=channels, image_size=size,
+                              key="gate.target")  # fmt: skip
 
 
 def positive_label(sequence: GatedSequence, values: dict) -> int:

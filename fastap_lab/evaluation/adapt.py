@@ -28,7 +28,7 @@ MODES = ("auto", "adabn", "bridge")  # bridge: evaluation/surrogate_embedding.py
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
-def target_image_paths(folder: str | Path) -> list[Path]:
+def target_image_paths(folder: str | Path, key: str = "eval.adapt.target") -> list[Path]:
     """The image files of a target-domain folder, in natural order.
 
     The images of a target-domain folder: ``folder/frames/*`` (the frames format) when there
@@ -39,22 +39,24 @@ def target_image_paths(folder: str | Path) -> list[Path]:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(
-            f"eval.adapt.target={folder}: not a folder; give a folder of target-domain images"
+            f"{key}={folder}: not a folder; give a folder of target-domain images"
             " (plain images, or the frames format with frames/)"
         )
     images_dir = folder / "frames" if (folder / "frames").is_dir() else folder
     names = list_images(images_dir)
     if not names:
         raise DataError(
-            f"eval.adapt.target={folder}: no images in {images_dir} (accepted:"
+            f"{key}={folder}: no images in {images_dir} (accepted:"
             f" {', '.join(IMAGE_EXTENSIONS)}); put the unlabelled target-domain sequence there"
         )
     return [images_dir / name for name in names]
 
 
-def load_target_images(folder: str | Path, *, channels: int, image_size: int) -> torch.Tensor:
+def load_target_images(
+    folder: str | Path, *, channels: int, image_size: int, key: str = "eval.adapt.target"
+) -> torch.Tensor:
     """uint8 [N, channels, image_size, image_size]: the target folder decoded as the frames are."""
-    paths = target_image_paths(folder)
+    paths = target_image_paths(folder, key)
     images, _ = decode_images(paths, channels=channels, image_size=image_size, num_workers=4)
     return torch.from_numpy(images)
 

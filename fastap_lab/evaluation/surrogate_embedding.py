@@ -18,50 +18,11 @@ import dataclasses
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation.embed import Embedder
-from fastap_lab.respiration.bridge import (
-    breathing_motion,
-    field_agreement,
-    place_image,
-    range_map,
-)
-from fastap_lab.respiration.pipeline import gray_frames, surrogate_from_frames
-from fastap_lab.respiration.register import apply_shifts
-from fastap_lab.respiration.signal import sampling_rate, time_segments
-
-
-class SequenceSurrogate:
-    """A sequence's surrogate with what placing a new image on it needs.
-
-    Args:
-        images: uint8 [N, C, H, W] the sequence.
-        times: float [N] seconds; groups: int64 [N] recording of each frame (None: one).
-    """
-
-    def __init__(self, images: torch.Tensor, times: torch.Tensor, groups=None) -> None:
-        result = surrogate_from_frames(images, times, groups)
-        gray = gray_frames(images)
-        self.registered = apply_shifts(gray, result.shifts) if result.shifts is not None else gray
-        self.values = result.values.numpy()
-        self.index = {_key(image): i for i, image in enumerate(images)}
-        self.rate = sampling_rate(times, time_segments(times, groups))  # frames per second
-        self.placed = 0  # images placed by similarity (not frames of the sequence)
-
-    def value_of(self, image: torch.Tensor) -> float:
-        """The surrogate value of uint8 [C, H, W]: its own if it is a frame of the sequence."""
-        known = self.index.get(_key(image))
-        if known is not None:
-            return float(self.values[known])
-        self.placed += 1
-        return place_image(gray_frames(image[None])[0], self.registered, self.values)[0]
-
-
-def _key(image: torch.Tensor) -> bytes:
-    return image.detach().cpu().contiguous().numpy().tobytes()
+from fastap_lab.respiration.placement import Bridge, SequenceSurrogate
 
 
 class SurrogateEmbedding:
@@ -106,39 +67,12 @@ def bridged_embedder(embedder: Embedder, target_images: torch.Tensor, target: st
             f"eval.adapt.mode=bridge needs baseline=surrogate (got the {embedder.kind}"
             " embedding); use eval.adapt.mode=adabn for a checkpoint"
         )
-    source = embedder.embed.sequence
-    bridge = SequenceSurrogate(
-        target_images, torch.arange(target_images.shape[0], dtype=torch.float64) / source.rate
-    )
-    agreement = field_agreement(
-        breathing_motion(source.registered, source.values),
-        breathing_motion(bridge.registered, bridge.values),
-    )
-    sign = 1.0 if agreement >= 0 else -1.0  # the target surrogate upside down: turn it
-
-    def carry(image: torch.Tensor) -> float:
-        value = sign * bridge.value_of(image)
-        return float(range_map(np.array([value]), sign * bridge.values, source.values)[0])
-
+    bridge = Bridge(embedder.embed.sequence, target_images)
     record = {
-        "mode": "bridge", "target": str(Path(target).expanduser().resolve()),
-        "num_target_images": int(target_images.shape[0]), "assumed_fps": source.rate,
-        "orientation_agreement": round(agreement, 3),
+        "mode": "bridge", "target": str(Path(target).expanduser().resolve()), **bridge.record(),
         "queries": "external queries: placed on the target sequence's surrogate, carried to the"
         " gallery's by matching the breathing ranges (1st-99th percentiles)",
         "gallery": "the gallery sequence's own surrogate",
     }  # fmt: skip
-    embed = SurrogateEmbedding(source, carry)
+    embed = SurrogateEmbedding(bridge.source, bridge.value_of)
     return dataclasses.replace(embedder, embed=embed), record
-
-
-def orientation_warning(record: dict) -> str | None:
-    """A line when the two sequences' motion fields barely agree (orientation is a guess)."""
-    agreement = abs(record.get("orientation_agreement", 1.0))
-    if agreement >= 0.3:
-        return None
-    return (
-        f"eval.adapt: the target and gallery sequences' breathing motions agree only"
-        f" {agreement:.2f} (|cosine|): the target surrogate's orientation is a guess; are they"
-        " the same patient, slice and field of view?"
-    )

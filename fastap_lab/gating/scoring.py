@@ -7,7 +7,9 @@ The methods:
 - ``pixels``: cosine similarity of standardised downsampled pixels (``adapt``: of MIND
   descriptors) — the plain alternative every learned gate should beat;
 - ``surrogate``: closeness on the respiratory surrogate of the sequence; an image reference is
-  placed on it by where the frames look most like it (:func:`.scores.place_on_surrogate`).
+  placed on it by where the frames look most like it (:func:`.scores.place_on_surrogate`), or,
+  with ``target`` (an unlabelled sequence in the reference's contrast), through that sequence
+  (:class:`fastap_lab.respiration.placement.Bridge`).
 
 Glue-free: an embedder is passed in (:class:`fastap_lab.evaluation.embed.Embedder`).
 """
@@ -28,6 +30,7 @@ from fastap_lab.gating.scores import (
     surrogate_closeness,
 )
 from fastap_lab.respiration.pipeline import SurrogateSettings, surrogate_from_frames
+from fastap_lab.respiration.placement import Bridge, SequenceSurrogate
 
 
 def embedding_scorer(embedder, fit_frames: torch.Tensor, reference: torch.Tensor, *,
@@ -116,12 +119,25 @@ def pixel_scores(frames: torch.Tensor, reference: torch.Tensor, size: int, adapt
 
 def surrogate_scores(frames: torch.Tensor, times: torch.Tensor, groups: torch.Tensor,
                      settings: SurrogateSettings, reference: torch.Tensor | int, *,
-                     size: int, adapt: bool) -> tuple[np.ndarray, dict]:  # fmt: skip
+                     size: int, adapt: bool, target: torch.Tensor | None = None,
+                     ) -> tuple[np.ndarray, dict]:  # fmt: skip
     """Closeness of ``frames`` to the reference on their surrogate, and its details.
 
     (closeness float64 [N], details) on the surrogate of ``frames``; ``reference`` is a
-    frame index or an uint8 [C, H, W] image placed on the surrogate.
+    frame index or an uint8 [C, H, W] image placed on the surrogate — through ``target``
+    (uint8 [M, C, H, W], a sequence in the image's contrast) when given.
     """
+    if target is not None and not isinstance(reference, int):
+        source = SequenceSurrogate(frames, times, groups, settings)
+        bridge = Bridge(source, target)
+        surrogate, result = source.values, source.result
+        value = bridge.value_of(reference)
+        how = ("placed on the target sequence's surrogate (gate.target) and carried over by"
+               " matching the two breathing ranges")  # fmt: skip
+        details = {"surrogate_component": result.component,
+                   "surrogate_band_share": result.band_share, "bridge": bridge.record()}  # fmt: skip
+        details.update(reference_surrogate=value, reference_placement=how)
+        return surrogate_closeness(surrogate, value), details
     result = surrogate_from_frames(frames, times, groups, settings)
     surrogate = result.values.numpy()
     details = {"surrogate_component": result.component, "surrogate_band_share": result.band_share}

@@ -3,6 +3,7 @@ motion), and ``evaluate baseline=surrogate eval.adapt.target=…`` on the tiny c
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -70,5 +71,29 @@ def test_a_mode_that_does_not_fit_the_embedding_is_one_line(cli, tmp_path):
     for overrides, expected in cases:
         done = cli("evaluate", "data=phantom_tiny", f"eval.adapt.target={tmp_path / 't'}",
                    *overrides)  # fmt: skip
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert expected in done.stderr.strip().splitlines()[-1]
+
+
+def test_the_gate_places_an_image_of_another_contrast_through_its_sequence(
+    cli, cache_dir, tmp_path
+):
+    plain = _evaluate(cache_dir, tmp_path / "e")  # generates the tiny cross-contrast phantom
+    root = Path(plain["data_root"])
+    common = ["data=phantom_tiny", "data.phantom.target_contrast=t2",
+              f"reference={root / 'queries' / 'invivo.png'}"]  # fmt: skip
+    done = cli("gate", *common, f"gate.target={root / 'target'}", f"out={tmp_path / 'g'}")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "g" / "gate.json").read_text())
+    assert record["bridge"]["num_target_images"] == len(
+        list((root / "target" / "frames").iterdir())
+    )
+    assert "gate.target" in record["reference_placement"]
+    cases = [
+        (["gate.method=pixels"], "gate.method=surrogate only"),
+        (["reference=3"], "needs no bridge"),
+    ]
+    for extra, expected in cases:
+        done = cli("gate", *common, f"gate.target={root / 'target'}", *extra)
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert expected in done.stderr.strip().splitlines()[-1]
