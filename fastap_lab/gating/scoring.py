@@ -127,22 +127,21 @@ def surrogate_scores(frames: torch.Tensor, times: torch.Tensor, groups: torch.Te
     frame index or an uint8 [C, H, W] image placed on the surrogate — through ``target``
     (uint8 [M, C, H, W], a sequence in the image's contrast) when given.
     """
+    bridge = None
     if target is not None and not isinstance(reference, int):
-        source = SequenceSurrogate(frames, times, groups, settings)
-        bridge = Bridge(source, target)
-        surrogate, result = source.values, source.result
-        value = bridge.value_of(reference)
-        how = ("placed on the target sequence's surrogate (gate.target) and carried over by"
-               " matching the two breathing ranges")  # fmt: skip
-        details = {"surrogate_component": result.component,
-                   "surrogate_band_share": result.band_share, "bridge": bridge.record()}  # fmt: skip
-        details.update(reference_surrogate=value, reference_placement=how)
-        return surrogate_closeness(surrogate, value), details
-    result = surrogate_from_frames(frames, times, groups, settings)
+        source = SequenceSurrogate(frames, times, groups, settings)  # its surrogate and placement
+        result, bridge = source.result, Bridge(source, target)
+    else:
+        result = surrogate_from_frames(frames, times, groups, settings)
     surrogate = result.values.numpy()
     details = {"surrogate_component": result.component, "surrogate_band_share": result.band_share}
     if isinstance(reference, int):
         value, how = float(surrogate[reference]), "the reference frame's own surrogate value"
+    elif bridge is not None:
+        value = bridge.value_of(reference)
+        how = ("placed on the target sequence's surrogate (gate.target) and carried over by"
+               " matching the two breathing ranges")  # fmt: skip
+        details["bridge"] = bridge.record()
     else:
         similarity, placed = pixel_scores(frames, reference, size, adapt)
         value = place_on_surrogate(surrogate, similarity)

@@ -69,38 +69,34 @@ def lucas_kanade(first: torch.Tensor, second: torch.Tensor, block: int = 8):
     return torch.stack([flow_y, flow_x]), torch.where(usable, det, 0.0)
 
 
-def level_means(frames: torch.Tensor, surrogate: np.ndarray, levels: int = BINS):
-    """Mean frame per surrogate level: (level centres float64 [L], means float [L, H, W]).
-
-    The range between the surrogate's 1st and 99th percentiles is cut into ``levels`` equal
-    intervals; levels with fewer than 2 frames are skipped (frames outside go to the end levels).
-    """
-    low, high = np.quantile(surrogate, [0.01, 0.99])
-    edges = np.linspace(low, high, levels + 1)
-    level = np.clip(np.searchsorted(edges, surrogate) - 1, 0, levels - 1)
-    centres, means = [], []
-    for k in range(levels):
-        members = level == k
-        if members.sum() >= 2:
-            centres.append(float(surrogate[members].mean()))
-            means.append(frames[torch.from_numpy(members)].mean(0))
-    if len(means) < 2:
-        raise DataError("the surrogate has fewer than 2 populated levels: no breathing to bridge")
-    return np.array(centres), torch.stack(means)
-
-
-def breathing_motion(frames: torch.Tensor, surrogate: np.ndarray):
+def breathing_motion(frames: torch.Tensor, surrogate: np.ndarray, levels: int = BINS):
     """Estimate the breathing motion of a sequence along its surrogate.
 
     The motion from the surrogate's low end to its high end: Lucas-Kanade between the mean
-    frames of its lowest and highest levels (:func:`level_means`), so that noise and per-frame
-    nuisance average out. Frames: float [N, H, W] registered; surrogate [N].
+    frames of its lowest and highest populated levels, so that noise and per-frame nuisance
+    average out. The range between the surrogate's 1st and 99th percentiles is cut into
+    ``levels`` equal intervals (frames outside go to the end levels); a level needs 2 frames.
+
+    Args:
+        frames: float [N, H, W] registered frames.
+        surrogate: float [N] their surrogate.
+        levels: intervals the breathing range is cut into.
 
     Returns:
         (flow float64 [2, H / 8, W / 8], confidence [H / 8, W / 8]) as :func:`lucas_kanade`.
     """
-    _, means = level_means(frames, np.asarray(surrogate, dtype=np.float64))
-    return lucas_kanade(means[0], means[-1])
+    surrogate = np.asarray(surrogate, dtype=np.float64)
+    low, high = np.quantile(surrogate, [0.01, 0.99])
+    level = np.clip(
+        np.searchsorted(np.linspace(low, high, levels + 1), surrogate) - 1, 0, levels - 1
+    )
+    populated = [k for k in range(levels) if (level == k).sum() >= 2]
+    if len(populated) < 2:
+        raise DataError("the surrogate has fewer than 2 populated levels: no breathing to bridge")
+    low_end, high_end = (
+        frames[torch.from_numpy(level == k)].mean(0) for k in (populated[0], populated[-1])
+    )
+    return lucas_kanade(low_end, high_end)
 
 
 def field_agreement(first, second) -> float:
@@ -210,18 +206,23 @@ def similarity_features(frames: torch.Tensor) -> torch.Tensor:
 
 
 def place_image(
-    image: torch.Tensor, frames: torch.Tensor, surrogate: np.ndarray, neighbours: int = NEIGHBOURS
+    image: torch.Tensor,
+    median: torch.Tensor,
+    features: torch.Tensor,
+    surrogate: np.ndarray,
+    neighbours: int = NEIGHBOURS,
 ) -> tuple[float, Alignment]:
     """Place an image on the surrogate of a sequence of the same contrast.
 
-    The surrogate value of ``image`` float [H, W] on a sequence of the same contrast
-    (registered ``frames`` float [N, H, W], ``surrogate`` [N]): aligned to the median frame, then
-    the median surrogate value of its ``neighbours`` most similar frames (in the same contrast a
-    few nearest frames are precise; a kernel average over the whole profile, as an image of
-    another contrast needs (:func:`fastap_lab.gating.scores.place_on_surrogate`), blurs it).
+    The surrogate value of ``image`` float [H, W] on a sequence of the same contrast, given the
+    sequence's registered median frame ``median`` [H, W], its frames' :func:`similarity_features`
+    ``features`` [N, P] (computed once per sequence: they are per frame) and ``surrogate`` [N]:
+    aligned to the median frame, then the median surrogate value of its ``neighbours`` most
+    similar frames (in the same contrast a few nearest frames are precise; a kernel average over
+    the whole profile, as an image of another contrast needs
+    (:func:`fastap_lab.gating.scores.place_on_surrogate`), blurs it).
     """
-    aligned, alignment = align_image(image, frames.median(dim=0).values)
-    features = similarity_features(torch.cat([frames, aligned[None]]))
-    similarity = (features[:-1] @ features[-1]).numpy()
+    aligned, alignment = align_image(image, median)
+    similarity = (features @ similarity_features(aligned[None])[0]).numpy()
     nearest = np.argsort(similarity, kind="stable")[-min(neighbours, len(similarity)) :]
     return float(np.median(np.asarray(surrogate, dtype=np.float64)[nearest])), alignment

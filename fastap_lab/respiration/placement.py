@@ -12,6 +12,8 @@ the motion fields that orient two surrogates alike, range matching — are in
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import torch
 
@@ -20,6 +22,7 @@ from fastap_lab.respiration.bridge import (
     field_agreement,
     place_image,
     range_map,
+    similarity_features,
 )
 from fastap_lab.respiration.pipeline import SurrogateSettings, gray_frames, surrogate_from_frames
 from fastap_lab.respiration.register import apply_shifts
@@ -51,13 +54,28 @@ class SequenceSurrogate:
         self.rate = sampling_rate(times, time_segments(times, groups))  # frames per second
         self.placed = 0  # images placed by similarity (not frames of the sequence)
 
+    @cached_property
+    def median(self) -> torch.Tensor:
+        """The registered frames' temporal median float [H, W], what images are aligned to."""
+        return self.registered.median(dim=0).values
+
+    @cached_property
+    def features(self) -> torch.Tensor:
+        """The registered frames' similarity features float64 [N, P], computed once.
+
+        :func:`~fastap_lab.respiration.bridge.similarity_features` (per frame): every placed
+        image is compared with them.
+        """
+        return similarity_features(self.registered)
+
     def value_of(self, image: torch.Tensor) -> float:
         """The surrogate value of uint8 [C, H, W]: its own if it is a frame of the sequence."""
         known = self.index.get(_key(image))
         if known is not None:
             return float(self.values[known])
         self.placed += 1
-        return place_image(gray_frames(image[None])[0], self.registered, self.values)[0]
+        gray = gray_frames(image[None])[0]
+        return place_image(gray, self.median, self.features, self.values)[0]
 
 
 class Bridge:
