@@ -8,7 +8,6 @@ thumbnails only.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ import torch.nn.functional as F
 
 from fastap_lab.data.sources import load_source_config
 from fastap_lab.data.video import stream_video, video_rate
-from fastap_lab.errors import DataError
 from fastap_lab.evaluation.embed import Embedder, embed_images
 from fastap_lab.retrieval.gallery import FrameTable
 
@@ -69,7 +67,7 @@ def _in_memory_chunks(data: dict, chunk: int) -> tuple[Iterator, int, callable]:
 
 
 def _video_chunks(data: dict, chunk: int) -> tuple[Iterator, int, callable]:
-    from fastap_lab.gating.stream import table_columns
+    from fastap_lab.gating.stream import listed_or_rate_times, table_columns
 
     path = Path(data["video"]).expanduser()
     rate, listed = video_rate(path)
@@ -78,11 +76,8 @@ def _video_chunks(data: dict, chunk: int) -> tuple[Iterator, int, callable]:
 
     def table(count: int, notes: list[str]) -> FrameTable:
         labels, times, _ = table_columns(data.get("labels_csv"), count)
-        if times is None or not np.isfinite(times).all():
-            if not rate or not math.isfinite(rate):
-                raise DataError(f"video {path}: no frame rate known and no time column")
-            times = np.arange(count) / rate
-            notes.append(f"time = frame index / {rate:g} frames per second (the video's rate)")
+        times, note = listed_or_rate_times(times, count, rate, path, " and no time column")
+        notes += [f"{note} (the video's rate)"] if note else []
         return FrameTable([str(i) for i in range(count)], times, labels, [path.name] * count)
 
     return chunks, listed, table

@@ -103,6 +103,21 @@ def table_columns(
     return labels, times, displacement
 
 
+def listed_or_rate_times(
+    times: np.ndarray | None, count: int, rate: float | None, path: Path, fix: str
+) -> tuple[np.ndarray, str | None]:
+    """A streamed video's frame times, and a note when they are derived.
+
+    The labels CSV's times (float64 [count]) when every frame has one, else frame index / ``rate``
+    with a note saying so; no rate either: one DataError line ending in ``fix``.
+    """
+    if times is not None and np.isfinite(times).all():
+        return times, None
+    if not rate or not math.isfinite(rate):
+        raise DataError(f"video {path}: no frame rate known{fix}")
+    return np.arange(count) / float(rate), f"time = frame index / {float(rate):g} frames per second"
+
+
 def stream_scores(
     video: Path, labels_csv: str | None, decode: dict, fps: float | None, values: dict, embedder,
     reference: int | torch.Tensor, record: dict, notes: list[str],
@@ -138,12 +153,9 @@ def stream_scores(
     scores = np.concatenate(parts)
     count = scores.size
     labels, times, displacement = table_columns(labels_csv, count)
-    fps = fps or rate
-    if times is None or not np.isfinite(times).all():
-        if not fps or not math.isfinite(fps):
-            raise DataError(f"video {path}: no frame rate known; give fps=<frames per second>")
-        times = np.arange(count) / float(fps)
-        notes.append(f"time = frame index / {float(fps):g} frames per second")
+    times, note = listed_or_rate_times(times, count, fps or rate, path,
+                                       "; give fps=<frames per second>")  # fmt: skip
+    notes += [note] if note else []
     sequence = GatedSequence(
         keys=[str(i) for i in range(count)], times=times, groups=np.zeros(count, dtype=np.int64),
         scores=scores, labels=labels, displacement=displacement, reference=record, notes=notes,
