@@ -6,7 +6,9 @@ CVPR 2019 (official code: github.com/kunhe/FastAP-metric-learning). Values and g
 N×N×(bins+1) tensor; here each distance only touches the centres its kernel reaches.
 
 Which pairs are positives is the caller's: :mod:`fastap_lab.losses.positives` builds the masks.
-The soft histograms of distances are :mod:`fastap_lab.losses.histograms`.
+The soft histograms of distances are :mod:`fastap_lab.losses.histograms`; the loss from them,
+and the triangular kernel's gradient in closed form (the CPU path), are
+:mod:`fastap_lab.losses.fastap_closed_form`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from fastap_lab.errors import ConfigError
+from fastap_lab.losses.fastap_closed_form import loss_sum_from_histograms, triangular_block
 from fastap_lab.losses.histograms import MAX_SQUARED_DISTANCE, split_histograms
 from fastap_lab.threads import block_workers, map_blocks, one_torch_thread
 
@@ -101,48 +104,94 @@ def _anchor_loss_sum(unit, anchors, valid, positive, histogram_args) -> Tensor:
     """
     distances = _squared_distances_on_sphere(unit[anchors], unit)
     split = split_histograms(distances, valid, positive, *histogram_args)
-    return _loss_sum_from_histograms(split[:, 1], split.sum(dim=1), positive.sum(dim=1))
+    return loss_sum_from_histograms(split[:, 1], split.sum(dim=1), positive.sum(dim=1))
 
 
 def _blockwise_loss(embeddings, positives, anchors, histogram_args) -> Tensor:
     """The loss on the CPU, over blocks of anchors on worker threads.
 
-    The loss on the CPU: :func:`_anchor_loss_sum` over cache-sized blocks of anchors on the
-    CPU's threads (:func:`~fastap_lab.threads.map_blocks`), each block's gradient taken in
-    its worker; the summed gradient joins the caller's graph via :class:`_PrecomputedGradient`.
+    Cache-sized blocks of anchors run on the CPU's threads
+    (:func:`~fastap_lab.threads.map_blocks`): the triangular kernel's value and gradient in
+    closed form (:func:`~fastap_lab.losses.fastap_closed_form.triangular_block`), the gaussian
+    one through :func:`_anchor_loss_sum` and autograd in each worker. The gradient joins the
+    caller's graph via :class:`_PrecomputedGradient`.
 
-    Same per-element arithmetic as one call; only the order in which block gradients are
-    added differs (float64 agreement with pml is unchanged). When other jobs fill the cores,
-    all of it, masks and normalisation included, runs on one torch thread: under
+    The same formula as one autograd call; the triangular path's values and gradients differ
+    from it by rounding only (tests: 1e-14 in float64, and equal to pml). When other jobs fill
+    the cores, all of it, masks and normalisation included, runs on one torch thread: under
     oversubscription each two-thread op waits out a scheduler time slice.
     """
-    num_anchors = embeddings.shape[0] if anchors is None else len(anchors)
-    rows_per_block = max(1, CPU_BLOCK_ENTRIES // max(1, embeddings.shape[0]))
+    all_anchors = anchors is None
+    num_items = embeddings.shape[0]
+    num_anchors = num_items if anchors is None else len(anchors)
+    rows_per_block = max(1, CPU_BLOCK_ENTRIES // max(1, num_items))
     blocks = [slice(s, s + rows_per_block) for s in range(0, num_anchors, rows_per_block)]
     needs_grad = torch.is_grad_enabled() and embeddings.requires_grad
     with one_torch_thread() if block_workers(len(blocks)) <= 1 else nullcontext():
-        anchors, valid, positive = _anchor_masks(positives, anchors, embeddings.shape[0])
-        num_counted = positive.any(dim=1).sum().clamp(min=1)
         leaf = embeddings.detach().requires_grad_(needs_grad)
         with torch.set_grad_enabled(needs_grad):
             unit = F.normalize(leaf, p=2, dim=1)
-        unit_leaf = unit.detach().requires_grad_(needs_grad)
-
-        def block_sum(rows: slice) -> tuple[Tensor, Tensor | None]:
-            with torch.set_grad_enabled(needs_grad):  # grad mode is per thread
-                total = _anchor_loss_sum(
-                    unit_leaf, anchors[rows], valid[rows], positive[rows], histogram_args
-                )
-                gradient = torch.autograd.grad(total, unit_leaf)[0] if needs_grad else None
-            return total.detach(), gradient
-
-        results = map_blocks(block_sum, blocks, embeddings.device)
-        loss = torch.stack([block_total for block_total, _ in results]).sum() / num_counted
+        if histogram_args[1] == "triangular":
+            anchors = torch.arange(num_items, device=positives.device) if all_anchors else anchors
+            rows = positives if all_anchors else positives[anchors]
+            args = (unit.detach(), anchors, rows, blocks, histogram_args[0], needs_grad)
+            loss_sum, unit_gradient, num_counted = _triangular_blocks(*args, all_anchors)
+        else:
+            masks = _anchor_masks(positives, anchors, num_items)
+            num_counted = masks[2].any(dim=1).sum().clamp(min=1)
+            args = (unit.detach(), masks, blocks, histogram_args, needs_grad)
+            loss_sum, unit_gradient = _autograd_blocks(*args)
+        loss = loss_sum / num_counted
         if not needs_grad:
             return loss
-        unit_gradient = torch.stack([block_gradient for _, block_gradient in results]).sum(0)
         (gradient,) = torch.autograd.grad(unit, leaf, unit_gradient / num_counted)
     return _PrecomputedGradient.apply(embeddings, loss, gradient)
+
+
+def _triangular_blocks(unit, anchors, positives, blocks, bins, needs_grad, all_anchors):
+    """(Σ loss, its [N, D] gradient or None, anchors with a positive) of the triangular kernel.
+
+    ``positives``: the anchors' rows [A, N] of the mask. Each block returns the gradient
+    w.r.t. its cosines [rows, N]; the cosine matrix is U_anchors · Uᵀ, so the gradient w.r.t.
+    U is Gᵀ·U_anchors plus G·U added into the anchors' rows — one product (G + Gᵀ)·U when every
+    row is an anchor in order (``all_anchors``). Memory: [A, N] floats.
+    """
+
+    def block_sum(rows: slice) -> tuple[Tensor, Tensor | None, Tensor]:
+        return triangular_block(unit, anchors[rows], positives[rows], bins, needs_grad)
+
+    results = map_blocks(block_sum, blocks, unit.device)
+    loss_sum = torch.stack([total for total, _, _ in results]).sum()
+    num_counted = torch.stack([count for _, _, count in results]).sum().clamp(min=1)
+    if not needs_grad:
+        return loss_sum, None, num_counted
+    cosine_grad = torch.cat([block_grad for _, block_grad, _ in results])
+    if all_anchors:
+        # A transposed copy then an in-place add: 7x faster than `G + G.T`, which reads G
+        # column-wise (measured 0.9 vs 3.5-7 ms at N = 1024).
+        return loss_sum, cosine_grad.T.contiguous().add_(cosine_grad) @ unit, num_counted
+    gradient = cosine_grad.T @ unit[anchors]
+    return loss_sum, gradient.index_add_(0, anchors, cosine_grad @ unit), num_counted
+
+
+def _autograd_blocks(unit, masks, blocks, histogram_args, needs_grad):
+    """(Σ loss, its [N, D] gradient or None): :func:`_anchor_loss_sum` and autograd per block."""
+    anchors, valid, positive = masks
+    unit_leaf = unit.requires_grad_(needs_grad)
+
+    def block_sum(rows: slice) -> tuple[Tensor, Tensor | None]:
+        with torch.set_grad_enabled(needs_grad):  # grad mode is per thread
+            total = _anchor_loss_sum(
+                unit_leaf, anchors[rows], valid[rows], positive[rows], histogram_args
+            )
+            gradient = torch.autograd.grad(total, unit_leaf)[0] if needs_grad else None
+        return total.detach(), gradient
+
+    results = map_blocks(block_sum, blocks, unit.device)
+    loss_sum = torch.stack([total for total, _ in results]).sum()
+    if not needs_grad:
+        return loss_sum, None
+    return loss_sum, torch.stack([gradient for _, gradient in results]).sum(0)
 
 
 class _PrecomputedGradient(torch.autograd.Function):
@@ -164,28 +213,6 @@ def _squared_distances_on_sphere(anchor_unit: Tensor, unit: Tensor) -> Tensor:
     """[A, N] squared Euclidean distances 2 − 2·cos between unit rows [A, D] and [N, D]."""
     cosine = anchor_unit @ unit.T
     return (2 - 2 * cosine).clamp(0, MAX_SQUARED_DISTANCE)
-
-
-def _loss_sum_from_histograms(
-    positive_hist: Tensor, all_hist: Tensor, num_positives: Tensor
-) -> Tensor:
-    """Σ (1 − FastAP) over rows with ≥ 1 positive, from [A, bins + 1] histograms.
-
-    Branch-free (no data-dependent Python control flow) so it traces under torch.compile.
-    """
-    cumulative_positive = positive_hist.cumsum(dim=1)
-    cumulative_all = all_hist.cumsum(dim=1)
-    # H_l = 0 forces h⁺_l = H⁺_l = 0; the safe denominator keeps 0/0 (and its gradient) at 0.
-    # Gaussian tails leave bins with H_l ~ 1e-40 (denormal in float32): 1 / H_l overflows to inf
-    # and the backward pass turns inf · 0 into NaN. Bins below sqrt(tiny) (1e-19 in float32)
-    # hold no measurable mass, since their term h⁺ H⁺ / H <= H, so they count as empty.
-    has_mass = cumulative_all > math.sqrt(torch.finfo(cumulative_all.dtype).tiny)
-    safe_total = torch.where(has_mass, cumulative_all, torch.ones_like(cumulative_all))
-    precision_terms = positive_hist * cumulative_positive / safe_total
-    has_positive = num_positives > 0
-    counts = num_positives.clamp(min=1).to(positive_hist.dtype)
-    average_precision = precision_terms.sum(dim=1) / counts
-    return ((1 - average_precision) * has_positive.to(positive_hist.dtype)).sum()
 
 
 def _check_loss_arguments(embeddings, positives, bins, kernel, sigma, anchors) -> None:
