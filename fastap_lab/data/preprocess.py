@@ -19,9 +19,15 @@ from fastap_lab.errors import DataError
 SCALE = 1.0 / 255.0  # uint8 [0, 255] -> [0, 1]
 
 
-def normalize_images(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 [B, C, H, W] -> float32 [B, C, H, W]: scaled to [0, 1], then ``(x - mean) / std``."""
-    return (images.float() / 255.0 - mean) / std
+def normalize_images(
+    images: torch.Tensor, mean: float, std: float, scale: float = SCALE
+) -> torch.Tensor:
+    """uint8 [B, C, H, W] -> float32 [B, C, H, W]: times ``scale``, then ``(x - mean) / std``.
+
+    The scale is applied as a division by 1 / scale (255 for the default, exactly), so the
+    default gives the same floats as dividing by 255.
+    """
+    return (images.float() / (1.0 / scale) - mean) / std
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class PreprocessSpec:
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, C, H, W] -> the float32 network input [B, C, H, W]."""
-        return normalize_images(images, self.mean, self.std)
+        return normalize_images(images, self.mean, self.std, self.scale)
 
     def to_dict(self) -> dict:
         """The spec's fields as a JSON-ready dict, plus a line describing the expected input."""
