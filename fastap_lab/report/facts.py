@@ -33,10 +33,9 @@ def stage_summary(run: Run) -> StageSummary | None:
         return None
     losses = [row["train/loss"] for row in rows]
     best = min(range(len(rows)), key=losses.__getitem__)
-    milestones = []
-    for fraction in MILESTONES:
-        position = max(0, math.ceil(fraction * len(rows)) - 1)
-        milestones.append((rows[position]["epoch"], losses[position]))
+    # A short run maps several fractions onto one epoch: each epoch is quoted once.
+    positions = sorted({max(0, math.ceil(f * len(rows)) - 1) for f in MILESTONES})
+    milestones = [(rows[p]["epoch"], losses[p]) for p in positions]
     times = [row["train/epoch_time_s"] for row in rows if "train/epoch_time_s" in row]
     z_std = [row["train/z_std"] for row in rows if "train/z_std" in row]
     return StageSummary(
