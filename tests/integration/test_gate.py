@@ -43,11 +43,12 @@ def _rows(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def phantom_root(tmp_path_factory, cache_dir):
-    from fastap_lab.surrogate import load_frames
+    from fastap_lab.respiration.sequence import load_frames
+    from fastap_lab.respiratory_config import data_config
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("gate", [f"paths.cache_dir={cache_dir}", "paths.output_dir=.", *SMALL])
-    return load_frames(cfg)[0].root
+    return load_frames(data_config(cfg))[0].root
 
 
 def test_surrogate_gate_writes_its_files_and_agrees_with_the_labels(run, tmp_path, phantom_root):
@@ -244,7 +245,7 @@ def test_the_report_shows_the_newest_gate(smoke_run):
 
 
 def test_every_option_composes_and_is_checked(make_cfg):
-    from fastap_lab.gate import gate_values
+    from fastap_lab.respiratory_config import gate_values
 
     options = ["gate.method=pixels", "gate.threshold=0.9", "gate.smooth_seconds=0",
                "gate.hysteresis=0.05", "gate.min_window_seconds=2", "gate.adapt=true",
