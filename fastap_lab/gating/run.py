@@ -28,6 +28,7 @@ from fastap_lab.gating.outputs import write_outputs
 from fastap_lab.gating.sequence import GatedSequence, summarise
 from fastap_lab.gating.stream import stream_scores, streams
 from fastap_lab.gating.trace import check_trace_settings
+from fastap_lab.respiration.placement import orientation_warning
 
 METHODS = ("embedding", "pixels", "surrogate")
 
@@ -158,8 +159,10 @@ def run_gate(request: GateRequest, output: Callable[[], Path]) -> tuple[dict, Pa
 
 
 def summary_lines(record: dict, out: Path) -> list[tuple[int, str]]:
-    """The console summary of a gate: (logging level, line) each, notes first."""
+    """The console summary of a gate: (logging level, line) each, warnings first."""
     lines = [(logging.WARNING, f"note: {note}") for note in record["notes"]]
+    if "bridge" in record and (warning := orientation_warning(record["bridge"], "gate.target")):
+        lines.append((logging.WARNING, warning))
     line = (f"{record['method']} gate: {record['frames_gated']} of {record['num_frames']} frames"
             f" gated ({record['duty_cycle']:.1%}), threshold {record['threshold']:.4g}"
             f" ({record['threshold_choice']})")  # fmt: skip

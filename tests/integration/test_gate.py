@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -204,17 +205,25 @@ def test_cli_error_is_one_line(cli):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, cache_dir):
-    return train_tiny_run(tmp_path_factory.mktemp("gate") / "run", cache_dir)
-
-
-def test_embedding_gate_writes_into_the_run_folder_never_over_it(run, smoke_run):
+def gated_run(tmp_path_factory, cache_dir):
+    """A tiny trained run gated twice by its embeddings (gate.adapt false, then true), in-process:
+    (run folder, [gate.json of each])."""
+    folder = tmp_path_factory.mktemp("gate")
+    run_dir = train_tiny_run(folder / "run", cache_dir)
+    records = []
     for adapt in ("false", "true"):
-        record = run(
-            ["data=phantom_tiny", f"ckpt_path={smoke_run}", "reference=2", f"gate.adapt={adapt}"],
-            out=False,
-        )
-        assert record["method"] == "embedding"
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("gate", [f"paths.output_dir={folder / 'hydra'}",
+                                   f"paths.cache_dir={cache_dir}", "data=phantom_tiny",
+                                   f"ckpt_path={run_dir}", "reference=2", f"gate.adapt={adapt}"])  # fmt: skip
+        records.append(gate(cfg))
+    return run_dir, records
+
+
+def test_embedding_gate_writes_into_the_run_folder_never_over_it(gated_run):
+    smoke_run, records = gated_run
+    assert [record["method"] for record in records] == ["embedding", "embedding"]
+    record = records[-1]  # gate.adapt=true
     assert (smoke_run / "gate" / "trace.csv").is_file() and (
         smoke_run / "gate-2" / "gate.json"
     ).is_file()
@@ -226,10 +235,11 @@ def test_embedding_gate_writes_into_the_run_folder_never_over_it(run, smoke_run)
     assert float(trace[2]["score"]) == pytest.approx(1.0, abs=1e-5)  # the reference frame itself
 
 
-def test_the_report_shows_the_newest_gate(smoke_run):
+def test_the_report_shows_the_newest_gate(gated_run):
     from fastap_lab.report.collect import load_run
     from fastap_lab.report.render import render
 
+    smoke_run, _ = gated_run  # gated twice: gate/ and gate-2/
     for lang in ("en", "ja"):
         text = render(load_run(smoke_run), None, lang, plot_name=None)
         assert "gate-2/gate.json" in text and "![trace](gate-2/trace.png)" in text
@@ -242,6 +252,27 @@ def test_the_report_shows_the_newest_gate(smoke_run):
     page = render_html(document(load_run(smoke_run), None, "en", plot_name=None))
     gating = page.split("Respiratory gating</h2>")[1].split("<h2>")[0]  # the trace, inline
     assert "gate-2/gate.json" in gating and '<img src="data:image/png;base64,' in gating
+
+
+def test_a_bridge_whose_orientation_is_a_guess_is_warned_about(
+    run, tmp_path, phantom_root, caplog, monkeypatch
+):
+    # gate.target = the sequence itself: the two breathing motions agree, no warning; forced to
+    # agree 0.1 the console warns as evaluate's eval.adapt does (gate.json records it either way).
+    import fastap_lab.respiration.placement as placement
+
+    frame = sorted((phantom_root / "frames").iterdir())[5]
+    common = [*SMALL, f"reference={frame}", f"gate.target={phantom_root}"]
+    warning = "gate.target: the target and gallery sequences' breathing motions agree only"
+    with caplog.at_level(logging.WARNING):
+        record = run(common)
+    assert abs(record["bridge"]["orientation_agreement"]) >= 0.3 and warning not in caplog.text
+    monkeypatch.setattr(placement, "field_agreement", lambda first, second: 0.1)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        record = run(common)
+    assert record["bridge"]["orientation_agreement"] == 0.1
+    assert f"{warning} 0.10 (|cosine|)" in caplog.text
 
 
 def test_every_option_composes_and_is_checked(make_cfg):
