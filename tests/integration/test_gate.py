@@ -224,9 +224,8 @@ def test_embedding_gate_writes_into_the_run_folder_never_over_it(gated_run):
     smoke_run, records = gated_run
     assert [record["method"] for record in records] == ["embedding", "embedding"]
     record = records[-1]  # gate.adapt=true
-    assert (smoke_run / "gate" / "trace.csv").is_file() and (
-        smoke_run / "gate-2" / "gate.json"
-    ).is_file()
+    assert (smoke_run / "gate" / "trace.csv").is_file()
+    assert (smoke_run / "gate-2" / "gate.json").is_file()
     assert record["adaptation"]["mode"] == "adabn"
     baseline = record["surrogate_baseline"]  # the same gate by the surrogate, for comparison
     assert baseline["method"] == "surrogate" and 0 <= baseline["f1"] <= 1
@@ -289,12 +288,8 @@ def test_every_option_composes_and_is_checked(make_cfg):
         assert values["method"] in ("surrogate", "pixels")
     values = gate_values(make_cfg(["reference=0", *options[:13]], config_name="gate"))
     assert (values["threshold"], values["hysteresis"], values["pixel_size"]) == (0.9, 0.05, 16)
-    assert (
-        gate_values(make_cfg(["reference=0", "gate.duty_cycle=0.3"], config_name="gate"))[
-            "duty_cycle"
-        ]
-        == 0.3
-    )
+    duty = gate_values(make_cfg(["reference=0", "gate.duty_cycle=0.3"], config_name="gate"))
+    assert duty["duty_cycle"] == 0.3
     with pytest.raises(ConfigError, match="gate.chunk_frames=0"):
         gate_values(make_cfg(["reference=0", "gate.chunk_frames=0"], config_name="gate"))
     with pytest.raises(ConfigError, match="does not use it"):
