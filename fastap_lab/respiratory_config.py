@@ -2,19 +2,23 @@
 
 ``python -m fastap_lab.surrogate`` and ``python -m fastap_lab.gate`` read their ``cfg`` here and
 only here: ``surrogate.*`` checked, the data config as a plain dict, ``gate.*`` checked, the
-checkpoint with its run folder and embedder. The work itself takes plain values:
+checkpoint with its run folder and embedder (the gate's parts import :mod:`fastap_lab.gating`
+when called, so the surrogate never loads it). The work itself takes plain values:
 :mod:`fastap_lab.respiration.run` (the surrogate), :mod:`fastap_lab.gating.run` (the gate).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
 from fastap_lab.checkpoints import resolve_checkpoint_path
-from fastap_lab.gating.run import GateRequest, check_gate_values
 from fastap_lab.respiration.pipeline import SurrogateSettings, checked_settings
+
+if TYPE_CHECKING:
+    from fastap_lab.gating.run import GateRequest
 
 
 def settings_from(cfg: DictConfig) -> SurrogateSettings:
@@ -29,6 +33,8 @@ def data_config(cfg: DictConfig) -> dict:
 
 def gate_values(cfg: DictConfig) -> dict:
     """``cfg.gate`` checked, with ``method`` resolved (auto -> embedding / surrogate)."""
+    from fastap_lab.gating.run import check_gate_values  # the gate's, not the surrogate's
+
     values = OmegaConf.to_container(cfg.gate, resolve=True)
     return check_gate_values(values, cfg.get("ckpt_path"), cfg.get("reference"))
 
@@ -56,6 +62,8 @@ def embedder_for(values: dict, checkpoint: Path | None):
 
 def gate_request(cfg: DictConfig) -> tuple[GateRequest, Path | None]:
     """(What the gate runs on, its default output folder: ``<run>/gate`` with a checkpoint)."""
+    from fastap_lab.gating.run import GateRequest
+
     values = gate_values(cfg)
     checkpoint, run_dir = checkpoint_run(cfg)
     embedder = embedder_for(values, checkpoint)
