@@ -11,7 +11,6 @@ end-inspiration), and whether it is safe for this sequence. The respiratory phas
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 import torch
@@ -19,12 +18,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from fastap_lab import io
 from fastap_lab.analysis.augment_audit import SAFE_RATIO, audit_augmentations
-from fastap_lab.cli import run_task
+from fastap_lab.cli import output_dir, run_task
 from fastap_lab.data.sources import load_source_config
 from fastap_lab.embedders import checkpoint_embedder
 from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation.embed import pick_device
-from fastap_lab.evaluation.report import claim_output_dir
 from fastap_lab.respiration.pipeline import surrogate_from_frames
 from fastap_lab.respiration.register import register_frameset
 
@@ -132,12 +130,7 @@ def audit(cfg: DictConfig) -> dict:
         "unsafe": [row.op for row in rows if not row.safe],
         "warning": nuisance_warning(rows),
     }  # fmt: skip
-    out = (
-        claim_output_dir(Path(cfg.out).expanduser())
-        if cfg.get("out")
-        else Path(cfg.paths.output_dir)
-    )
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(cfg)
     header = "op,setting,op_distance,breathing_distance,floor_distance,ratio,safe"
     csv_rows = [f'{r.op},"{r.setting}",{r.op_distance:.6f},{r.breathing_distance:.6f},'
                 f"{r.floor_distance:.6f},{r.ratio:.6f},{int(r.safe)}" for r in rows]  # fmt: skip

@@ -1,5 +1,8 @@
 """Entry-point glue: user-fixable errors become one line on stderr and exit code 2.
 
+Also the one home of where a Hydra command writes when given ``out=DIR``
+(:func:`output_dir`) and of how a command says a library's summary (:func:`log_lines`).
+
 In a Hydra multirun (``-m``) a failing job does not end the sweep: its error line goes to the
 log and to ``<job dir>/error.txt`` (with the traceback for programming errors), and the job
 returns None (Optuna marks the trial failed), so the other jobs still run and the sweep summary records the failure.
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from fastap_lab import io
@@ -106,3 +110,26 @@ def record_job_failure(exc: BaseException, job_dir: Path) -> None:
     print(f"error: {line}", file=sys.stderr)
     log.error("job failed (%s): %s", job_dir / ERROR_FILE, line)
     return None
+
+
+def output_dir(cfg: DictConfig, default: Path | None = None) -> Path:
+    """The folder a command writes into, created now and never an earlier one.
+
+    ``out`` (``out-2``, … when it exists); else ``default`` (``-2``, … when taken) when given,
+    e.g. a run's ``gate/``; else Hydra's new run folder (``paths.output_dir``).
+    """
+    from fastap_lab.evaluation.report import claim_output_dir  # torch: not for the report
+
+    if cfg.get("out"):
+        return claim_output_dir(Path(cfg.out).expanduser())
+    if default is not None:
+        return claim_output_dir(default)
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def log_lines(logger: logging.Logger, lines: list[tuple[int, str]]) -> None:
+    """Log a library's summary, ``(level, line)`` each, on the command's ``logger``."""
+    for level, line in lines:
+        logger.log(level, "%s", line)

@@ -20,7 +20,8 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from fastap_lab.gate import gate
-from fastap_lab.surrogate import load_frames
+from fastap_lab.respiration.sequence import load_frames
+from fastap_lab.respiratory_config import data_config
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -35,7 +36,8 @@ def run_gate(overrides: list[str], out: Path) -> dict:
 
 def phantom_folder(preset: str) -> Path:
     with initialize_config_dir(CONF, version_base="1.3"):
-        return load_frames(compose("gate", [f"data={preset}", "paths.output_dir=."]))[0].root
+        cfg = compose("gate", [f"data={preset}", "paths.output_dir=."])
+        return load_frames(data_config(cfg))[0].root
 
 
 def label_one(root: Path) -> list[int]:

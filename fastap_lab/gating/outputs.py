@@ -1,7 +1,7 @@
 """A gate folder's files, finding the newest one, and its summary.
 
 A gate folder (``gate``, ``gate-2``, … of a run, or ``out=``): its files trace.csv,
-gated_frames.csv, trace.png, finding the newest one, and the summary shown by the report and
+gated_frames.csv, gate.json, trace.png (:func:`write_outputs`), finding the newest one, and the summary shown by the report and
 the query-review notebook.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fastap_lab import io
+from fastap_lab.evaluation.report import json_safe
 from fastap_lab.runs import numbered_folders
 
 
@@ -80,6 +81,33 @@ def plot_trace(
     figure.tight_layout()
     io.atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
     plt.close(figure)
+
+
+def write_outputs(out: Path, sequence, trace, record: dict) -> None:
+    """Write a gate folder's files, each atomically.
+
+    trace.csv, gated_frames.csv, gate.json, trace.png (each atomically; gate.json last but
+    one, so a folder with gate.json has its tables) of a scored ``sequence``
+    (:class:`~fastap_lab.gating.sequence.GatedSequence`) and its ``trace``.
+    """
+    columns = {"frame": sequence.keys, "time": sequence.times, "score": sequence.scores,
+               "smoothed": trace.smoothed, "gated": trace.gated.astype(int)}  # fmt: skip
+    truth = {}
+    if sequence.labels is not None:
+        columns["label"] = truth["label"] = sequence.labels
+    if sequence.displacement is not None:
+        columns["displacement"] = truth["displacement"] = sequence.displacement
+    formats = {"time": ".6f", "score": ".6f", "smoothed": ".6f", "displacement": ".6f"}
+    io.write_text(out / "trace.csv", trace_csv(columns, formats))
+    kept = np.flatnonzero(trace.gated)
+    gated = {name: [values[i] for i in kept] for name, values in columns.items() if name != "gated"}
+    io.write_text(out / "gated_frames.csv", trace_csv(gated, formats))
+    io.write_json(out / "gate.json", json_safe(record))
+    title = f"{record['method']} gate, reference {record['reference']['name']}: " + (
+        f"{record['frames_gated']} of {record['num_frames']} frames ({record['duty_cycle']:.0%})"
+    )
+    plot_trace(out / "trace.png", sequence.times, sequence.scores, trace.smoothed, trace.gated,
+               trace.threshold, truth, title)  # fmt: skip
 
 
 def gate_folders(run_dir: Path) -> list[Path]:

@@ -1,7 +1,7 @@
 """The report command: write a run's report (Markdown, and HTML with ``--html``).
 
 ``python -m fastap_lab.report RUN_DIR [--baseline OTHER_RUN] [--lang en|ja] [--evaluate]
-[--html]``.
+[--html]``. The work: :func:`fastap_lab.report.render.report_run`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from fastap_lab.cli import run_task
-from fastap_lab.report.collect import load_run
 from fastap_lab.report.i18n import LANGUAGES
 
 
@@ -46,39 +45,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def make_report(args: argparse.Namespace) -> Path:
-    """Write the report of ``args.run_dir`` (evaluating first with ``--evaluate``).
+    """Write the report of ``args.run_dir`` (:func:`fastap_lab.report.render.report_run`)."""
+    from fastap_lab.report.render import report_run  # the renderer: not for --help
 
-    Warns on stderr about unfinished runs, prints the written paths and returns the report's.
-    """
-    from fastap_lab.report.render import report_name, write_report
-
-    run = _load(args.run_dir, args.evaluate)
-    baseline = _load(args.baseline, args.evaluate) if args.baseline else None
-    options = {"threshold": args.threshold, "top": args.top, "html": args.html}
-    path = write_report(run, baseline, args.lang, **options)
-    for stage in (run.parent, run):
-        if stage is not None and stage.unfinished:
-            epochs, max_epochs = stage.unfinished
-            print(
-                f"warning: {stage.path} is unfinished: {epochs} of {max_epochs} epochs (no FINISHED"
-                " marker: still training, interrupted or failed); re-run the report when it has"
-                " finished",
-                file=sys.stderr,
-            )
-    print(path)
-    if args.html:
-        print(run.path / report_name(args.lang, ".html"))
-    return path
-
-
-def _load(path: Path, evaluate: bool):
-    run = load_run(path)
-    if evaluate and run.evaluation is None and run.checkpoint is not None:
-        from fastap_lab.report.evaluating import evaluate_run
-
-        evaluate_run(run.path)
-        run = load_run(path)
-    return run
+    return report_run(args.run_dir, args.baseline, args.lang, evaluate=args.evaluate,
+                      html=args.html, threshold=args.threshold, top=args.top)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

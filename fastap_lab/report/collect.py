@@ -3,7 +3,8 @@
 A run folder is what ``python -m fastap_lab.train`` leaves (``config.yaml``, ``metrics.csv``,
 ``checkpoints/``); its evaluation is the newest ``inference[-N]/`` written by
 ``python -m fastap_lab.evaluate``. Every piece except ``config.yaml`` may be missing: the
-report then gets shorter, it never fails.
+report then gets shorter, it never fails. :func:`evaluated_run` evaluates a run that has none
+first (``--evaluate`` of the report, and the comparison of two runs).
 """
 
 from __future__ import annotations
@@ -97,6 +98,21 @@ def load_run(path: str | Path, *, with_parent: bool = True) -> Run:
     run = Run(path, config, folder.epochs(), read_evaluation(path))
     if with_parent and run.stage == "fastap":
         run.parent = _parent_run(config.get("model", {}).get("pretrained"))
+    return run
+
+
+def evaluated_run(path: str | Path, *, with_parent: bool = True) -> Run:
+    """:func:`load_run`, evaluating the run first when it has a checkpoint but no evaluation.
+
+    The evaluation is ``python -m fastap_lab.evaluate ckpt_path=<run>``'s, into a new
+    ``<run>/inference[-N]/``; a run without a checkpoint is returned as it is.
+    """
+    run = load_run(path, with_parent=with_parent)
+    if run.evaluation is None and run.checkpoint is not None:
+        from fastap_lab.report.evaluating import evaluate_run  # Hydra, torch: only when needed
+
+        evaluate_run(run.path)
+        run = load_run(path, with_parent=with_parent)
     return run
 
 

@@ -1,15 +1,17 @@
 """Assemble the report of a run and write it (and its plot) into the run folder, atomically.
 
-``report[.lang].md`` always, ``report[.lang].html`` on request, both from one document.
+``report[.lang].md`` always, ``report[.lang].html`` on request, both from one document;
+:func:`report_run` is the work of ``python -m fastap_lab.report``.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from fastap_lab import io
 from fastap_lab.report import comparison, gating, plots, sections
-from fastap_lab.report.collect import Run
+from fastap_lab.report.collect import Run, evaluated_run, load_run
 from fastap_lab.report.document import Document, Rule, render_markdown
 from fastap_lab.report.i18n import translator
 
@@ -71,3 +73,31 @@ def write_report(
 
         io.write_text(run.path / report_name(lang, ".html"), render_html(doc))
     return io.write_text(run.path / report_name(lang), render_markdown(doc))
+
+
+def report_run(
+    run_dir: Path, baseline_dir: Path | None = None, lang: str = "en", *, evaluate: bool = False,
+    html: bool = False, **options,
+) -> Path:  # fmt: skip
+    """Write the report of the run folder ``run_dir`` (evaluating first with ``evaluate``).
+
+    Against ``baseline_dir`` when given (options: those of :func:`document`). Warns on stderr
+    about unfinished runs, prints the written paths and returns the Markdown report's.
+    """
+    load = evaluated_run if evaluate else load_run
+    run = load(run_dir)
+    baseline = load(baseline_dir) if baseline_dir else None
+    path = write_report(run, baseline, lang, html=html, **options)
+    for stage in (run.parent, run):
+        if stage is not None and stage.unfinished:
+            epochs, max_epochs = stage.unfinished
+            print(
+                f"warning: {stage.path} is unfinished: {epochs} of {max_epochs} epochs (no FINISHED"
+                " marker: still training, interrupted or failed); re-run the report when it has"
+                " finished",
+                file=sys.stderr,
+            )
+    print(path)
+    if html:
+        print(run.path / report_name(lang, ".html"))
+    return path

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from fastap_lab.errors import DataError
-from fastap_lab.respiration.normalize import normalise_intensity
+from fastap_lab.errors import ConfigError, DataError
+from fastap_lab.respiration.normalize import METHODS, normalise_intensity
 from fastap_lab.respiration.register import register_frames
 from fastap_lab.respiration.signal import (
     RESPIRATORY_BAND,
@@ -68,6 +68,26 @@ class SurrogateSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "band", tuple(float(v) for v in self.band))
+
+
+def checked_settings(values: dict) -> SurrogateSettings:
+    """``surrogate.*`` (a plain dict) checked: SurrogateSettings, or one ConfigError line."""
+    band = values.get("band")
+    if not (isinstance(band, list) and len(band) == 2 and 0 < band[0] < band[1]):
+        raise ConfigError(f"surrogate.band={band}: give [low, high] in Hz, 0 < low < high")
+    checks = {
+        "normalise": (values["normalise"] in METHODS, f"choose one of {list(METHODS)}"),
+        "embedding": (values["embedding"] in EMBEDDINGS, f"choose one of {list(EMBEDDINGS)}"),
+        "components": (values["components"] >= 1, "must be >= 1"),
+        "neighbours": (values["neighbours"] >= 1, "must be >= 1"),
+        "registration_passes": (values["registration_passes"] >= 1, "must be >= 1"),
+    }
+    for name in ("bias_sigma", "smooth_sigma", "smooth_seconds"):
+        checks[name] = (values[name] >= 0, "must be >= 0 (0 switches it off)")
+    for name, (ok, fix) in checks.items():
+        if not ok:
+            raise ConfigError(f"surrogate.{name}={values[name]!r}: {fix}")
+    return SurrogateSettings(**values)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +44,12 @@ def _rows(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def phantom_root(tmp_path_factory, cache_dir):
-    from fastap_lab.surrogate import load_frames
+    from fastap_lab.respiration.sequence import load_frames
+    from fastap_lab.respiratory_config import data_config
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("gate", [f"paths.cache_dir={cache_dir}", "paths.output_dir=.", *SMALL])
-    return load_frames(cfg)[0].root
+    return load_frames(data_config(cfg))[0].root
 
 
 def test_surrogate_gate_writes_its_files_and_agrees_with_the_labels(run, tmp_path, phantom_root):
@@ -203,20 +205,27 @@ def test_cli_error_is_one_line(cli):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, cache_dir):
-    return train_tiny_run(tmp_path_factory.mktemp("gate") / "run", cache_dir)
-
-
-def test_embedding_gate_writes_into_the_run_folder_never_over_it(run, smoke_run):
+def gated_run(tmp_path_factory, cache_dir):
+    """A tiny trained run gated twice by its embeddings (gate.adapt false, then true), in-process:
+    (run folder, [gate.json of each])."""
+    folder = tmp_path_factory.mktemp("gate")
+    run_dir = train_tiny_run(folder / "run", cache_dir)
+    records = []
     for adapt in ("false", "true"):
-        record = run(
-            ["data=phantom_tiny", f"ckpt_path={smoke_run}", "reference=2", f"gate.adapt={adapt}"],
-            out=False,
-        )
-        assert record["method"] == "embedding"
-    assert (smoke_run / "gate" / "trace.csv").is_file() and (
-        smoke_run / "gate-2" / "gate.json"
-    ).is_file()
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("gate", [f"paths.output_dir={folder / 'hydra'}",
+                                   f"paths.cache_dir={cache_dir}", "data=phantom_tiny",
+                                   f"ckpt_path={run_dir}", "reference=2", f"gate.adapt={adapt}"])  # fmt: skip
+        records.append(gate(cfg))
+    return run_dir, records
+
+
+def test_embedding_gate_writes_into_the_run_folder_never_over_it(gated_run):
+    smoke_run, records = gated_run
+    assert [record["method"] for record in records] == ["embedding", "embedding"]
+    record = records[-1]  # gate.adapt=true
+    assert (smoke_run / "gate" / "trace.csv").is_file()
+    assert (smoke_run / "gate-2" / "gate.json").is_file()
     assert record["adaptation"]["mode"] == "adabn"
     baseline = record["surrogate_baseline"]  # the same gate by the surrogate, for comparison
     assert baseline["method"] == "surrogate" and 0 <= baseline["f1"] <= 1
@@ -225,10 +234,11 @@ def test_embedding_gate_writes_into_the_run_folder_never_over_it(run, smoke_run)
     assert float(trace[2]["score"]) == pytest.approx(1.0, abs=1e-5)  # the reference frame itself
 
 
-def test_the_report_shows_the_newest_gate(smoke_run):
+def test_the_report_shows_the_newest_gate(gated_run):
     from fastap_lab.report.collect import load_run
     from fastap_lab.report.render import render
 
+    smoke_run, _ = gated_run  # gated twice: gate/ and gate-2/
     for lang in ("en", "ja"):
         text = render(load_run(smoke_run), None, lang, plot_name=None)
         assert "gate-2/gate.json" in text and "![trace](gate-2/trace.png)" in text
@@ -243,8 +253,29 @@ def test_the_report_shows_the_newest_gate(smoke_run):
     assert "gate-2/gate.json" in gating and '<img src="data:image/png;base64,' in gating
 
 
+def test_a_bridge_whose_orientation_is_a_guess_is_warned_about(
+    run, tmp_path, phantom_root, caplog, monkeypatch
+):
+    # gate.target = the sequence itself: the two breathing motions agree, no warning; forced to
+    # agree 0.1 the console warns as evaluate's eval.adapt does (gate.json records it either way).
+    import fastap_lab.respiration.placement as placement
+
+    frame = sorted((phantom_root / "frames").iterdir())[5]
+    common = [*SMALL, f"reference={frame}", f"gate.target={phantom_root}"]
+    warning = "gate.target: the target and gallery sequences' breathing motions agree only"
+    with caplog.at_level(logging.WARNING):
+        record = run(common)
+    assert abs(record["bridge"]["orientation_agreement"]) >= 0.3 and warning not in caplog.text
+    monkeypatch.setattr(placement, "field_agreement", lambda first, second: 0.1)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        record = run(common)
+    assert record["bridge"]["orientation_agreement"] == 0.1
+    assert f"{warning} 0.10 (|cosine|)" in caplog.text
+
+
 def test_every_option_composes_and_is_checked(make_cfg):
-    from fastap_lab.gate import gate_values
+    from fastap_lab.respiratory_config import gate_values
 
     options = ["gate.method=pixels", "gate.threshold=0.9", "gate.smooth_seconds=0",
                "gate.hysteresis=0.05", "gate.min_window_seconds=2", "gate.adapt=true",
@@ -257,12 +288,8 @@ def test_every_option_composes_and_is_checked(make_cfg):
         assert values["method"] in ("surrogate", "pixels")
     values = gate_values(make_cfg(["reference=0", *options[:13]], config_name="gate"))
     assert (values["threshold"], values["hysteresis"], values["pixel_size"]) == (0.9, 0.05, 16)
-    assert (
-        gate_values(make_cfg(["reference=0", "gate.duty_cycle=0.3"], config_name="gate"))[
-            "duty_cycle"
-        ]
-        == 0.3
-    )
+    duty = gate_values(make_cfg(["reference=0", "gate.duty_cycle=0.3"], config_name="gate"))
+    assert duty["duty_cycle"] == 0.3
     with pytest.raises(ConfigError, match="gate.chunk_frames=0"):
         gate_values(make_cfg(["reference=0", "gate.chunk_frames=0"], config_name="gate"))
     with pytest.raises(ConfigError, match="does not use it"):

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from fastap_lab.errors import ConfigError, DataError
-from fastap_lab.surrogate import settings_from, surrogate
+from fastap_lab.respiratory_config import settings_from
+from fastap_lab.surrogate import surrogate
 
 SMALL = [
     "data.phantom.num_frames=200",

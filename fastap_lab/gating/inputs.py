@@ -1,7 +1,9 @@
-"""Glue of ``python -m fastap_lab.gate``: from the config to a scored sequence.
+"""A gate's sequence in memory: frames, times and reference read, then scored.
 
-Config -> a :class:`~fastap_lab.gating.sequence.GatedSequence`: read the frames (in memory, or a video streamed in chunks), the reference and
-the checkpoint, score with the chosen method (:mod:`fastap_lab.gating`).
+The reference (a frame index of the sequence, or an image file), the frames of the data config
+with their times (:mod:`fastap_lab.respiration.sequence`), ``gate.target`` decoded like them,
+the scores by ``gate.method`` (:mod:`.scoring`) as a :class:`~.sequence.GatedSequence`, and the
+reference's label / displacement. A streamed video is :mod:`.stream`'s. Pure: no Hydra.
 """
 
 from __future__ import annotations
@@ -11,18 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
-from fastap_lab.checkpoints import resolve_checkpoint_path
 from fastap_lab.data.frames import FrameSet
 from fastap_lab.data.queries import load_query_files
 from fastap_lab.errors import ConfigError, DataError
 from fastap_lab.gating.scoring import embedding_scores, pixel_scores, surrogate_scores
 from fastap_lab.gating.sequence import GatedSequence
-from fastap_lab.gating.stream import stream_scores, streams
+from fastap_lab.respiration.pipeline import checked_settings
 from fastap_lab.respiration.reference import read_reference
-
-METHODS = ("embedding", "pixels", "surrogate")
+from fastap_lab.respiration.sequence import frame_keys, frame_times, load_frames
 
 
 def reference_of(raw, num_frames: int | None, channels: int, image_size: int):
@@ -45,27 +44,6 @@ def reference_of(raw, num_frames: int | None, channels: int, image_size: int):
     return query.image, record, notes
 
 
-def checkpoint_run(cfg: DictConfig) -> tuple[Path | None, Path | None]:
-    """(checkpoint file, its run folder) or (None, None)."""
-    if not cfg.get("ckpt_path"):
-        return None, None
-    checkpoint = resolve_checkpoint_path(cfg.ckpt_path, "ckpt_path")
-    parent = checkpoint.parent
-    return checkpoint, parent.parent if parent.name == "checkpoints" else parent
-
-
-def embedder_for(cfg: DictConfig, values: dict, checkpoint: Path | None):
-    """The embedder of ``checkpoint`` on the configured device (None without a checkpoint)."""
-    from fastap_lab.embedders import checkpoint_embedder
-    from fastap_lab.evaluation.embed import pick_device
-
-    if checkpoint is None:
-        return None
-    return checkpoint_embedder(
-        checkpoint, pick_device(str(values["device"])), values["embed_layer"]
-    )
-
-
 @dataclass
 class LoadedSequence:
     """Frames read into memory with their times and the reference.
@@ -82,44 +60,27 @@ class LoadedSequence:
     notes: list[str]
 
 
-def gather_sequence(cfg: DictConfig, values: dict):
-    """Read and score the sequence a gate runs on.
+def load_in_memory(data: dict, raw_reference, fps) -> LoadedSequence:
+    """Decode the frames, their times and the reference (one line for any bad input).
 
-    (the scored sequence, the checkpoint's run folder or None, the positive label, the
-    frames in memory — None for a streamed video).
+    ``data``: the data config (a plain dict); ``raw_reference``: ``reference=`` as given;
+    ``fps``: ``fps=`` as given (None: not given).
     """
-    checkpoint, run_dir = checkpoint_run(cfg)
-    embedder = embedder_for(cfg, values, checkpoint)
-    data, loaded = cfg.data, None
-    if streams(data, values["method"]):
-        reference, record, notes = reference_of(cfg.reference, None, data.channels, data.image_size)
-        decode = {"channels": data.channels, "image_size": data.image_size}
-        sequence = stream_scores(data.video, data.get("labels_csv"), decode, cfg.get("fps"), values,
-                                 embedder, reference, record, notes)  # fmt: skip
-    else:
-        loaded = load_in_memory(cfg)
-        sequence = score_loaded(loaded, cfg, values, embedder)
-    return sequence, run_dir, positive_label(sequence, values), loaded
-
-
-def load_in_memory(cfg: DictConfig) -> LoadedSequence:
-    """Decode the frames, their times and the reference (one line for any bad input)."""
-    from fastap_lab.surrogate import frame_times, load_frames
-
-    frames, labels_csv, is_video = load_frames(cfg)
-    data = cfg.data
+    frames, labels_csv, is_video = load_frames(data)
     reference, record, notes = reference_of(
-        cfg.reference, len(frames), data.channels, data.image_size
+        raw_reference, len(frames), data["channels"], data["image_size"]
     )
     notes = list(frames.notes) + notes
-    times, _ = frame_times(cfg, frames, read_reference(labels_csv).has_time, is_video, notes)
+    times, _ = frame_times(frames, fps, read_reference(labels_csv).has_time, is_video, notes)
     return LoadedSequence(frames, is_video, times, reference, record, notes)
 
 
-def score_loaded(loaded: LoadedSequence, cfg: DictConfig, values: dict, embedder) -> GatedSequence:
-    """Score the loaded frames by ``values["method"]``."""
-    from fastap_lab.surrogate import frame_keys, settings_from
+def score_loaded(loaded: LoadedSequence, values: dict, surrogate: dict, embedder) -> GatedSequence:
+    """Score the loaded frames by ``values["method"]``.
 
+    ``values``: ``gate.*`` checked; ``surrogate``: ``surrogate.*`` (a plain dict, checked here
+    when the surrogate is computed); ``embedder``: a checkpoint's (``embedding``) or None.
+    """
     frames, reference = loaded.frames, loaded.reference
     is_frame = isinstance(reference, int)
     image = frames.images[reference] if is_frame else reference
@@ -131,7 +92,7 @@ def score_loaded(loaded: LoadedSequence, cfg: DictConfig, values: dict, embedder
         scores, details = pixel_scores(frames.images, image, values["pixel_size"], adapt)
     else:
         scores, details = surrogate_scores(
-            frames.images, loaded.times, frames.groups, settings_from(cfg), reference,
+            frames.images, loaded.times, frames.groups, checked_settings(surrogate), reference,
             size=values["pixel_size"], adapt=adapt, target=target_images(values, frames, is_frame),
         )  # fmt: skip
     labels = None if frames.labels is None else frames.labels.numpy()
@@ -193,29 +154,3 @@ def fill_reference_truth(sequence: GatedSequence, reference, values: dict) -> No
     if known.any():
         sequence.reference["displacement"] = float(np.mean(sequence.displacement[known]))
         sequence.reference["displacement_from"] = "mean displacement of the positive-label frames"
-
-
-def surrogate_baseline(
-    cfg: DictConfig, values: dict, loaded: LoadedSequence | None, positive: int,
-    this_f1: float | None,
-) -> dict | None:  # fmt: skip
-    """The same gate by the ``surrogate`` method, for comparison, or None.
-
-    The same gate by the ``surrogate`` method, for comparison (like evaluate's raw-pixel
-    guard): precision / recall / F1 and |r|, or None when it cannot be judged (no labels, the
-    surrogate method itself, a streamed video, or ``gate.compare_surrogate=false``).
-    """
-    from fastap_lab.gating.sequence import summarise
-
-    if (values["method"] == "surrogate" or not values["compare_surrogate"] or this_f1 is None
-            or loaded is None):  # fmt: skip
-        return None
-    settings = {**values, "method": "surrogate", "positive_label": positive}
-    _, measured = summarise(score_loaded(loaded, cfg, settings, None), settings, positive)
-    labels, displacement = measured["labels"], measured["displacement"] or {}
-    return {
-        "method": "surrogate", "f1": labels["f1"], "precision": labels["precision"],
-        "recall": labels["recall"], "duty_cycle": measured["duty_cycle"],
-        "abs_pearson_r": displacement.get("abs_pearson_r"),
-        "beats_this_gate": labels["f1"] > this_f1,
-    }  # fmt: skip
