@@ -28,7 +28,7 @@ from fastap_lab.data.queries import load_queries
 from fastap_lab.embedders import checkpoint_embedder
 from fastap_lab.evaluation.adapt import adapted_embedder, load_target_images
 from fastap_lab.evaluation.embed import embed_images, pixels_embedder
-from fastap_lab.retrieval.search import topk_search
+from fastap_lab.retrieval.topk import topk_search
 
 CPU = torch.device("cpu")
 

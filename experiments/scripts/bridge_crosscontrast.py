@@ -26,7 +26,7 @@ from fastap_lab.data.frames import load_frame_folder
 from fastap_lab.data.queries import load_queries
 from fastap_lab.evaluation.embed import embed_images, pixels_embedder
 from fastap_lab.evaluation.surrogate_embedding import bridged_embedder, surrogate_embedder
-from fastap_lab.retrieval.search import topk_search
+from fastap_lab.retrieval.topk import topk_search
 
 CPU = torch.device("cpu")
 

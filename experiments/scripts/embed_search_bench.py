@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from fastap_lab.evaluation.embed import embed_images, pixels_embedder
 from fastap_lab.retrieval.faiss_search import flat_ip_index, topk_search_faiss
-from fastap_lab.retrieval.search import topk_search
+from fastap_lab.retrieval.topk import topk_search
 
 
 def best_seconds(function, repeats: int) -> float:

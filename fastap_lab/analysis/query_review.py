@@ -15,7 +15,7 @@ from fastap_lab.analysis.runs import RunEmbeddings
 from fastap_lab.data.queries import Query, load_queries, load_query_files
 from fastap_lab.errors import DataError
 from fastap_lab.evaluation.embed import pixels_embedder
-from fastap_lab.retrieval.search import topk_search
+from fastap_lab.retrieval.topk import topk_search
 
 
 @dataclass

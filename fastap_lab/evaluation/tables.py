@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from fastap_lab.data.queries import Query
-from fastap_lab.retrieval.search import topk_search
+from fastap_lab.retrieval.topk import topk_search
 
 POSITIVE_CUTOFFS = (20, 50)  # counts reported beside the table's own K
 

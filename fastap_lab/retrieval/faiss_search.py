@@ -1,6 +1,6 @@
 """Optional FAISS backend for top-k tables of very large galleries (``pip install faiss-cpu``).
 
-:func:`topk_search_faiss` returns what :func:`fastap_lab.retrieval.search.topk_search` returns
+:func:`topk_search_faiss` returns what :func:`fastap_lab.retrieval.topk.topk_search` returns
 (cosine scores and gallery indices, best first, ties to the lower index, the same k' clipping)
 using an exact inner-product index (``IndexFlatIP``) over L2-normalised float32 rows. FAISS
 knows nothing of the exclusion rule, so each query chunk over-fetches ``k + e`` neighbours,
@@ -17,12 +17,8 @@ import torch
 from torch import Tensor
 
 from fastap_lab.errors import ConfigError
-from fastap_lab.retrieval.search import (
-    GalleryExclusion,
-    _check_embeddings,
-    _merge_topk,
-    _unit_rows,
-)
+from fastap_lab.retrieval.exclusion import GalleryExclusion, check_embeddings, unit_rows
+from fastap_lab.retrieval.topk import merge_topk
 
 
 def import_faiss():
@@ -57,7 +53,7 @@ def topk_search_faiss(
     (4 * G * D bytes); the exclusion count of a chunk takes chunk_size * G bytes (none without
     exclusions). Results are on the query's device.
     """
-    _check_embeddings(query, gallery, chunk_size)
+    check_embeddings(query, gallery, chunk_size)
     if k < 1:
         raise ConfigError(f"topk_search_faiss: k={k} must be >= 1")
     exclusion = _on_cpu(
@@ -66,7 +62,7 @@ def topk_search_faiss(
         )
     )
     index = flat_ip_index(gallery) if index is None else index
-    units = _unit_rows(query).detach().float().cpu()
+    units = unit_rows(query).detach().float().cpu()
     chunks = [
         _search_chunk(index, units, k, exclusion, slice(start, min(start + chunk_size, len(units))))
         for start in range(0, len(units), chunk_size)
@@ -84,7 +80,7 @@ def flat_ip_index(gallery: Tensor | np.ndarray):
     """An exact inner-product index over the L2-normalised gallery rows [G, D]."""
     faiss = import_faiss()
     gallery = torch.as_tensor(gallery)
-    units = np.ascontiguousarray(_unit_rows(gallery).detach().float().cpu().numpy())
+    units = np.ascontiguousarray(unit_rows(gallery).detach().float().cpu().numpy())
     index = faiss.IndexFlatIP(units.shape[1])
     index.add(units)
     return index
@@ -108,7 +104,7 @@ def _search_chunk(index, units: Tensor, k: int, exclusion: GalleryExclusion, row
     if valid is not None:
         keep &= valid.gather(1, indices.clamp(min=0))
     scores = scores.masked_fill(~keep, float("-inf"))
-    scores, indices = _merge_topk(scores, indices, k)  # FAISS's tie order is unspecified
+    scores, indices = merge_topk(scores, indices, k)  # FAISS's tie order is unspecified
     return scores, indices, num_gallery if valid is None else int(valid.sum(1).min().item())
 
 

@@ -166,14 +166,14 @@ def search_gallery(gallery: Gallery, queries, k: int, index: str = "exact"):
 
     Top-``k`` cosine neighbours of unit query rows float32 [Q, D] in the gallery: (scores
     [Q, k'], indices [Q, k'] long, notes), k' = min(k, N) (clipped with a note). ``index``:
-    ``exact`` (chunked matmul, :func:`~fastap_lab.retrieval.search.topk_search`) or ``faiss``
+    ``exact`` (chunked matmul, :func:`~fastap_lab.retrieval.topk.topk_search`) or ``faiss``
     (the gallery's stored exact index, :func:`gallery_index`); both rank ties to the lower index.
     """
     import torch
 
     from fastap_lab.errors import ConfigError
     from fastap_lab.retrieval.faiss_search import topk_search_faiss
-    from fastap_lab.retrieval.search import topk_search
+    from fastap_lab.retrieval.topk import topk_search
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(f"k={k!r}: give the number of neighbours, an integer >= 1")

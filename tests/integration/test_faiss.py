@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import torch
 
-from fastap_lab.retrieval.search import topk_search
+from fastap_lab.retrieval.topk import topk_search
 
 
 def topk_search_faiss(*args, **kwargs):
@@ -77,7 +77,8 @@ def test_k_clipped_to_fewest_valid_items_like_exact():
 LARGE_GALLERY = textwrap.dedent(
     """
     import resource, torch
-    from fastap_lab.retrieval.search import evaluate_embeddings, topk_search
+    from fastap_lab.retrieval.search import evaluate_embeddings
+    from fastap_lab.retrieval.topk import topk_search
     g = torch.Generator().manual_seed(0)
     gallery = torch.randn(100_000, 128, generator=g)
     labels = torch.randint(0, 20, (100_000,), generator=g)

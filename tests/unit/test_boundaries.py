@@ -17,7 +17,7 @@ from fastap_lab.data.splits import split_frames
 from fastap_lab.errors import ConfigError
 from fastap_lab.lit.datamodule import FramesDataModule
 from fastap_lab.losses.objectives import FastAPObjective
-from fastap_lab.retrieval.search import GalleryExclusion
+from fastap_lab.retrieval.exclusion import GalleryExclusion
 
 # Two videos of integer times; video 1 repeats time 3 and has a lone frame at 9.
 TIMES = torch.tensor([0.0, 1.0, 2.0, 3.0, 5.0, 0.0, 2.0, 3.0, 3.0, 9.0])

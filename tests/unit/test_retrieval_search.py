@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from fastap_lab.errors import ConfigError
 from fastap_lab.retrieval.metrics import ranking_metrics
-from fastap_lab.retrieval.search import evaluate_all_vs_all, evaluate_embeddings, topk_search
+from fastap_lab.retrieval.search import evaluate_all_vs_all, evaluate_embeddings
+from fastap_lab.retrieval.topk import topk_search
 
 KS = (1, 5, 20)
 
