@@ -27,6 +27,8 @@ DEFAULTS = {
     "split_gap": 0.0, "batch_size": 128, "eval_batch_size": 256, "register": False,
 }  # fmt: skip
 CHECKED = ("sampler", "split", "val_fraction", "batch_size", "eval_batch_size", "register")
+# Every key of a data config: the data module's parameters (besides Hydra's ``_target_``).
+KEYS = (*SOURCE_FIELDS, *DEFAULTS, "m_per_class", "drop_last", "num_workers")
 
 
 @dataclass
@@ -105,8 +107,12 @@ def load_data(data: Mapping) -> SplitFrames:
 
     The data module's path without Lightning: the values checked, the phantom generated when
     it is the source, the frames decoded, registered if asked and split. Keys about batches
-    are only checked; keys it does not know (``_target_``) are ignored.
+    are only checked; ``_target_`` is ignored and any other key it does not know is refused
+    (TypeError, as the data module's constructor refuses it).
     """
+    unknown = sorted(set(data) - set(KEYS) - {"_target_"})
+    if unknown:
+        raise TypeError(f"data config: unexpected key(s) {unknown}; known: {sorted(KEYS)}")
     values = {**DEFAULTS, **{key: data[key] for key in DEFAULTS if key in data}}
     check_data_values(**{key: values[key] for key in CHECKED})
     source = {name: data[name] for name in SOURCE_FIELDS if name in data}
