@@ -54,7 +54,7 @@ def model_identity(embedder: Embedder, spec, dim: int) -> dict:
 def embed(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     """Write the gallery described by ``cfg`` (conf/embed.yaml); returns gallery.json."""
     from fastap_lab.embedders import checkpoint_embedder
-    from fastap_lab.evaluate import data_settings
+    from fastap_lab.evaluation_task import data_settings
 
     values = check_values(cfg)
     checkpoint = resolve_checkpoint_path(cfg.ckpt_path, "ckpt_path")

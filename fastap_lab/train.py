@@ -111,7 +111,7 @@ def evaluate_after_training(cfg: DictConfig, trainer: L.Trainer) -> dict | None:
     if not checkpoint.is_file():
         log.info("no %s (checkpointing is off): post-train evaluation skipped", checkpoint)
         return None
-    from fastap_lab.evaluate import evaluate
+    from fastap_lab.evaluation_task import evaluate
 
     run_dir = Path(cfg.paths.output_dir)
     before = set(run_dir.glob("inference*"))

@@ -1,7 +1,8 @@
 """Retrieval queries: internal frames and external images, and their readers.
 
-Retrieval queries: one :class:`Query` for an internal frame or an external image, and the
-readers of ``ROOT/queries/`` (+ ``queries.csv``) and of image files given one by one.
+Retrieval queries: one :class:`Query` for an internal frame or an external image, the
+readers of ``ROOT/queries/`` (+ ``queries.csv``) and of image files given one by one, and the
+queries of an evaluation (:func:`collect_queries`, from the plain ``eval.queries`` values).
 
 Images are decoded with the rules of :mod:`fastap_lab.data.frames`.
 """
@@ -18,7 +19,7 @@ import torch
 from fastap_lab.data.decode import check_decode_settings, count_noun, load_image
 from fastap_lab.data.frames import FrameSet, check_listed_files_exist, list_images
 from fastap_lab.data.label_table import LabelTable, read_label_table
-from fastap_lab.errors import DataError
+from fastap_lab.errors import ConfigError, DataError
 
 
 @dataclass
@@ -46,6 +47,32 @@ def frame_query(frames: FrameSet, index: int) -> Query:
     """Frame ``index`` of ``frames`` as an internal query (its label, None without labels)."""
     label = None if frames.labels is None else int(frames.labels[index])
     return Query(frames.names[index], frames.images[index], label, frame_index=int(index))
+
+
+def collect_queries(frames: FrameSet, spec, *, channels: int, image_size: int) -> list[Query]:
+    """Internal frames ``eval.queries.internal`` then the external query images.
+
+    ``spec``: the plain ``eval.queries`` values (``internal``, ``from_data``, ``external``,
+    ``external_labels``); the data folder's ``queries/`` come first among the external ones.
+    """
+    queries = []
+    for i in spec["internal"]:
+        if not 0 <= int(i) < len(frames):
+            raise ConfigError(
+                f"eval.queries.internal: frame {i} does not exist (0..{len(frames) - 1})"
+            )
+        queries.append(frame_query(frames, int(i)))
+    images = (
+        load_queries(frames.root, channels=channels, image_size=image_size)
+        if spec["from_data"]
+        else []
+    )
+    if spec["external"]:
+        labels = None if spec["external_labels"] is None else list(spec["external_labels"])
+        images += load_query_files(
+            list(spec["external"]), channels=channels, image_size=image_size, labels=labels
+        )
+    return queries + images
 
 
 def _query_image(path: Path, name: str, label: int, channels: int, image_size: int) -> Query:

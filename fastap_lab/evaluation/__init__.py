@@ -1,5 +1,5 @@
-"""Retrieval evaluation of trained embeddings.
+"""Retrieval evaluation of trained embeddings, as a library (pure: no Lightning, no Hydra).
 
-Behind ``python -m fastap_lab.evaluate``: embedding, retrieval tables, the retrieval grid and
-embedding diagnostics.
+Behind ``python -m fastap_lab.evaluate`` (whose glue is :mod:`fastap_lab.evaluation_task`):
+embedding, retrieval tables, the retrieval grid, embedding diagnostics and the record.
 """

@@ -8,13 +8,16 @@ domain with the re-estimated ones, so each domain is standardised by its own mom
 shared weights see it — which is what lets a query of another contrast land among the source
 frames of the same breathing phase.
 
-Pure: torch only (no Lightning, no Hydra).
+Owns ``eval.adapt``: its values (:func:`check_adapt`), the target images and the adapted
+embedder of the external queries (:func:`adapted_queries`: AdaBN here, or the surrogate's bridge,
+:mod:`fastap_lab.evaluation.surrogate_embedding`). Pure: torch only (no Lightning, no Hydra).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from pathlib import Path
 
 import torch
@@ -24,6 +27,7 @@ from fastap_lab.data.decode import count_noun, decode_images
 from fastap_lab.data.frames import IMAGE_EXTENSIONS, list_images
 from fastap_lab.errors import ConfigError, DataError
 
+log = logging.getLogger(__name__)
 MODES = ("auto", "adabn", "bridge")  # bridge: evaluation/surrogate_embedding.py
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
@@ -162,7 +166,29 @@ def check_adapt(adapt) -> tuple[str | None, str | None]:
     mode = adapt.get("mode") or "auto"
     if mode not in MODES:
         raise ConfigError(f"eval.adapt.mode={mode!r}: choose one of {list(MODES)}")
-    return str(adapt.target), mode
+    return str(adapt["target"]), mode
+
+
+def adapted_queries(embedder, target_images, target: str | None, mode: str | None, batch_size: int):
+    """Adapt the embedder to the external queries as ``eval.adapt`` says.
+
+    (embedder of the external queries, metrics.json ``adaptation``) of ``eval.adapt``, or
+    (None, None) when it is off; mode ``auto``: the bridge for the surrogate, AdaBN otherwise.
+    ``batch_size``: eval.batch_size (AdaBN's passes over the target images).
+    """
+    if not target:
+        return None, None
+    if mode == "auto":
+        mode = "bridge" if embedder.kind == "surrogate" else "adabn"
+    if mode == "bridge":
+        from fastap_lab.evaluation.surrogate_embedding import bridged_embedder
+        from fastap_lab.respiration.placement import orientation_warning
+
+        adapted = bridged_embedder(embedder, target_images, target)
+        if warning := orientation_warning(adapted[1], "eval.adapt"):
+            log.warning("%s", warning)
+        return adapted
+    return adapted_embedder(embedder, target_images, batch_size, target, mode)
 
 
 def running_statistics(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:

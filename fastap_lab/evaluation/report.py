@@ -30,6 +30,19 @@ def claim_output_dir(base: Path) -> Path:
     raise RuntimeError(f"{base}: 10000 evaluation folders exist already")
 
 
+def evaluation_dir(checkpoint: Path | None, fallback: str | Path) -> Path:
+    """Where an evaluation writes: ``<run>/inference[-N]`` for a checkpoint inside a run folder.
+
+    ``<run>/inference[-N]`` (claimed now) for ``<run>/checkpoints/*.ckpt``, else ``fallback``
+    (Hydra's run folder), created if needed.
+    """
+    if checkpoint is not None and checkpoint.parent.name == "checkpoints":
+        return claim_output_dir(checkpoint.parent.parent / "inference")
+    out = Path(fallback)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def new_output_dir(out: str | Path | None, default: Path, what: str) -> Path:
     """The folder for a new ``what``, never an existing one.
 

@@ -1,9 +1,10 @@
 """Evaluation as a library: embed the frames, score the evaluation split, write the files.
 
-``python -m fastap_lab.evaluate`` (glue) resolves the config, the data, the embedder and the
-queries, then calls :func:`evaluate_into`. Pure: no Lightning, no Hydra — callable from a
-notebook with any :class:`~fastap_lab.evaluation.embed.Embedder` and
-:class:`~fastap_lab.data.frames.FrameSet`.
+``python -m fastap_lab.evaluate`` (glue: :mod:`fastap_lab.evaluation_task`) resolves the config,
+the data, the embedder and the queries, then calls :func:`evaluate_into`. Pure: no Lightning,
+no Hydra — callable from a notebook with any :class:`~fastap_lab.evaluation.embed.Embedder` and
+:class:`~fastap_lab.data.loading.SplitFrames`; :func:`eval_settings` turns the plain ``eval.*``
+values into :class:`EvalSettings`.
 
 Files written into ``out``: embeddings.npy, labels.npy, frames.csv, per_query.csv,
 retrieval_tables.md + tables/*.csv, retrieval_grid.png, diagnostics.json/.png, metrics.json.
@@ -11,6 +12,7 @@ retrieval_tables.md + tables/*.csv, retrieval_grid.png, diagnostics.json/.png, m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 import torch
 
 from fastap_lab import io
-from fastap_lab.data.frames import FrameSet
+from fastap_lab.data.loading import SplitFrames
 from fastap_lab.data.queries import Query
 from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation import diagnostics, guard, report, tables
@@ -42,25 +44,33 @@ class EvalSettings:
     pixel_baseline: bool = True
 
 
-@dataclass
-class EvaluatedFrames:
-    """The frames of an evaluation and their split.
+def check_eval_values(values: Mapping) -> None:
+    """Refuse out-of-range ``eval.*`` values (before the output folder is claimed)."""
+    ks = list(values["ks"])
+    if not ks or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in ks):
+        raise ConfigError(f"eval.ks={ks}: give one or more positive integers, e.g. [1,5,10]")
+    for field in ("table_k", "batch_size"):
+        value = values[field]
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"eval.{field}={value!r}: must be a positive integer")
 
-    The frames and their split: ``train_index`` / ``val_index`` int64, ``split_mode`` the
-    data.split setting (``none`` evaluates all frames), ``split_gap`` data.split_gap.
-    """
 
-    frames: FrameSet
-    train_index: torch.Tensor
-    val_index: torch.Tensor
-    split_mode: str
-    split_gap: float
+def eval_settings(values: Mapping) -> EvalSettings:
+    """The plain ``eval.*`` values (conf/evaluate.yaml's ``eval``) as checked EvalSettings."""
+    check_eval_values(values)
+    return EvalSettings(
+        ks=tuple(values["ks"]), split=values["split"],
+        exclusion_window=values["exclusion_window"], batch_size=int(values["batch_size"]),
+        table_k=int(values["table_k"]), include_self=bool(values["queries"]["include_self"]),
+        max_pairs=int(values["max_pairs"]), seed=int(values["seed"]),
+        pixel_baseline=bool(values.get("pixel_baseline", True)),
+    )  # fmt: skip
 
 
 def evaluate_into(
     out: Path,
     settings: EvalSettings,
-    data: EvaluatedFrames,
+    data: SplitFrames,
     embedder: Embedder,
     queries: list[Query],
     used: dict,
@@ -113,7 +123,7 @@ def evaluate_into(
     return record
 
 
-def evaluation_index(settings: EvalSettings, data: EvaluatedFrames) -> tuple[str, torch.Tensor]:
+def evaluation_index(settings: EvalSettings, data: SplitFrames) -> tuple[str, torch.Tensor]:
     """(``val`` | ``all``, int64 frame indices of the evaluation set)."""
     split = settings.split or ("all" if data.split_mode == "none" else "val")
     if split not in ("val", "all"):
@@ -124,7 +134,7 @@ def evaluation_index(settings: EvalSettings, data: EvaluatedFrames) -> tuple[str
     return split, index
 
 
-def exclusion_window(settings: EvalSettings, data: EvaluatedFrames) -> tuple[float, str]:
+def exclusion_window(settings: EvalSettings, data: SplitFrames) -> tuple[float, str]:
     """(the exclusion window, where it comes from): eval.exclusion_window, else data.split_gap."""
     if settings.exclusion_window is not None:
         return float(settings.exclusion_window), "eval.exclusion_window"

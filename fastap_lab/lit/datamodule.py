@@ -1,4 +1,4 @@
-"""LightningDataModule over the frames sources: decode once, split leak-free, batch."""
+"""LightningDataModule over the frames sources: batches of the frames data/loading.py splits."""
 
 from __future__ import annotations
 
@@ -9,14 +9,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from fastap_lab.data.dataset import FrameBatchDataset, collate_batch
+from fastap_lab.data.loading import check_data_values, load_split, prepare_source
 from fastap_lab.data.sampling import EpochShuffleSampler, MPerClassBatchSampler
-from fastap_lab.data.sources import load_source, phantom_root
-from fastap_lab.data.splits import check_split_settings, split_frames
 from fastap_lab.errors import ConfigError
-from fastap_lab.respiration.register import register_frameset
 
 log = logging.getLogger(__name__)
-SAMPLERS = ("random", "m_per_class")
 
 
 class FramesDataModule(L.LightningDataModule):
@@ -63,38 +60,28 @@ class FramesDataModule(L.LightningDataModule):
         self.split = dict(
             split=split, val_fraction=val_fraction, num_blocks=num_blocks, gap=split_gap
         )
-        if sampler not in SAMPLERS:
-            raise ConfigError(f"data.sampler={sampler!r}: choose one of {list(SAMPLERS)}")
         # Checked here, not at setup(), so a bad value fails before any data is generated.
-        check_split_settings(split, val_fraction)
-        for field, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if size < 1:
-                raise ConfigError(f"data.{field}={size}: must be >= 1")
+        check_data_values(
+            sampler=sampler, split=split, val_fraction=val_fraction, batch_size=batch_size,
+            eval_batch_size=eval_batch_size, register=register,
+        )  # fmt: skip
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        check_training_batch_size(batch_size)
         self.sampler, self.m_per_class = sampler, m_per_class
         self.drop_last, self.num_workers = drop_last, num_workers
-        if not isinstance(register, bool):
-            raise ConfigError(f"data.register={register!r}: must be true or false")
         self.register = register
         self.frames = None
 
     def prepare_data(self) -> None:
         """Generate the phantom once, on one process, when it is the data source."""
         # Runs on one process: the phantom is generated once, before ranks read it.
-        source = self.source
-        if all(source[key] is None for key in ("root", "video", "path")) and source["phantom"]:
-            phantom_root(source["phantom"], source["cache_dir"])
+        prepare_source(self.source)
 
     def setup(self, stage: str | None = None) -> None:
         """Load the frames (once), register them if asked, and split them."""
         if self.frames is not None:
             return
-        self.frames = load_source(**self.source)
-        if self.register:
-            self.frames = register_frameset(self.frames)
-        self.train_index, self.val_index = split_frames(
-            self.frames.times, self.frames.groups, **self.split
+        self.frames, self.train_index, self.val_index = load_split(
+            self.source, self.split, self.register
         )
         if self.drop_last and self.batch_size > self.train_index.numel():
             raise ConfigError(
@@ -181,16 +168,3 @@ class FramesDataModule(L.LightningDataModule):
     def all_dataloader(self) -> DataLoader:
         """Every frame in order (for embedding export / evaluation on all frames)."""
         return self._loader(torch.arange(len(self.frames)), train=False)
-
-
-def check_training_batch_size(batch_size: int) -> None:
-    """Raise ConfigError for a training batch of fewer than 2 frames.
-
-    A training batch needs 2+ frames: BatchNorm's batch statistics and every pair-based
-    loss (SimSiam's two views of a batch, FastAP's ranking) are undefined on one frame.
-    """
-    if batch_size == 1:
-        raise ConfigError(
-            "data.batch_size=1: training needs at least 2 frames per batch (BatchNorm and the"
-            " losses compare frames within a batch); use data.batch_size=2 or more"
-        )

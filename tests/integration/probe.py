@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fastap_lab.cli import run_task
-from fastap_lab.evaluate import evaluate
+from fastap_lab.evaluation_task import evaluate
 from tests.integration.test_bad_input_matrix import tree_digest, write_frames
 
 QUICK_EVAL = ["eval.device=cpu", "eval.table_k=3", "eval.queries.from_data=false"]

@@ -14,8 +14,8 @@ from torch import nn
 
 from fastap_lab.embedders import checkpoint_embedder
 from fastap_lab.errors import ConfigError, DataError
-from fastap_lab.evaluate import evaluate
 from fastap_lab.evaluation import adapt
+from fastap_lab.evaluation_task import evaluate
 from tests.conftest import CONF_DIR, train_tiny_run
 
 QUICK_EVAL = ["eval.device=cpu", "eval.table_k=3"]

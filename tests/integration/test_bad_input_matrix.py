@@ -20,7 +20,7 @@ from fastap_lab.build import AtomicCheckpointIO, build_datamodule
 from fastap_lab.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from fastap_lab.cli import EXIT_USER_ERROR, run_task
 from fastap_lab.errors import CheckpointError
-from fastap_lab.evaluate import evaluate
+from fastap_lab.evaluation_task import evaluate
 from fastap_lab.train import train
 from tests.conftest import TINY
 

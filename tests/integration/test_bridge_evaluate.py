@@ -11,9 +11,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from fastap_lab.evaluate import evaluate
 from fastap_lab.evaluation.embed import pixels_embedder
 from fastap_lab.evaluation.surrogate_embedding import bridged_embedder, surrogate_embedder
+from fastap_lab.evaluation_task import evaluate
 from tests.conftest import CONF_DIR
 from tests.integration.report_runs import QUICK_EVAL
 from tests.unit.test_bridge import CPU, Frames, _zoomed, anatomy, breathing, sequence

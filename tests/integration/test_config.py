@@ -147,6 +147,6 @@ def test_a_stage_model_without_its_loss_is_refused(make_cfg, overrides, message)
 
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "baseline").glob("*.yaml")))
 def test_every_baseline_composes_with_evaluate(make_cfg, option):
-    from fastap_lab.evaluate import model_kind
+    from fastap_lab.evaluation_task import model_kind
 
     assert model_kind(make_cfg([f"baseline={option}"], config_name="evaluate")) == option

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from fastap_lab.data.loading import KEYS, load_data
 from fastap_lab.errors import ConfigError
 from fastap_lab.lit.datamodule import FramesDataModule
 
@@ -99,3 +102,23 @@ def test_register_translates_jittered_frames_onto_one_position(tmp_path):
     assert any(note.startswith("data.register:") for note in aligned.frames.notes)
     with pytest.raises(ConfigError, match="data.register='yes'"):
         _module(tmp_path, register="yes")
+
+
+def test_plain_data_config_loads_as_the_data_module_does(tmp_path):
+    """data/loading.load_data (evaluation, no Lightning) = the data module's frames and split,
+    knows exactly the data module's keys and refuses another, as its constructor does."""
+    _folder(tmp_path)
+    data = {"_target_": "x", "root": str(tmp_path), "num_blocks": 5, "split_gap": 1.0}
+    dm = FramesDataModule(root=tmp_path, num_blocks=5, split_gap=1.0, drop_last=False)
+    dm.prepare_data()
+    dm.setup()
+    loaded = load_data(data)
+    assert torch.equal(loaded.frames.images, dm.frames.images)
+    assert torch.equal(loaded.train_index, dm.train_index)
+    assert torch.equal(loaded.val_index, dm.val_index)
+    assert (loaded.split_mode, loaded.split_gap) == ("blocks", 1.0)
+    assert set(KEYS) == set(inspect.signature(FramesDataModule).parameters)
+    with pytest.raises(TypeError, match="unexpected key"):
+        load_data({**data, "foo": 1})
+    with pytest.raises(ConfigError, match="data.sampler='x'"):
+        load_data({**data, "sampler": "x"})

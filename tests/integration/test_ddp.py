@@ -117,7 +117,7 @@ def test_both_stages_train_under_ddp_rank_zero_writes(cli, tmp_path, make_cfg):
         assert [r["train/loss"] for r in rows if r.get("train/loss")], rows
     # The callback's val/mAP under DDP (shards all-gathered) = single-process evaluation of
     # the same weights (last.ckpt is saved after the callback ran at the end of epoch 0).
-    from fastap_lab.evaluate import evaluate
+    from fastap_lab.evaluation_task import evaluate
 
     logged = [float(r["val/mAP"]) for r in _epoch_rows(fastap_run) if r.get("val/mAP")]
     record = evaluate(

@@ -16,7 +16,7 @@ from sklearn.metrics import average_precision_score
 
 from fastap_lab.build import build_module
 from fastap_lab.errors import CheckpointError, ConfigError, DataError
-from fastap_lab.evaluate import evaluate
+from fastap_lab.evaluation_task import evaluate
 from fastap_lab.train import train
 from tests.conftest import CONF_DIR, TINY
 

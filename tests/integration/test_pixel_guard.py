@@ -11,8 +11,8 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from fastap_lab.evaluate import evaluate
 from fastap_lab.evaluation import guard
+from fastap_lab.evaluation_task import evaluate
 from fastap_lab.report.collect import load_run
 from fastap_lab.report.render import write_report
 from fastap_lab.runs import mark_finished
@@ -80,7 +80,7 @@ def test_console_and_report_say_it(weak_run, cache_dir, caplog, tmp_path):
         [f"ckpt_path={weak_run}", f"paths.cache_dir={cache_dir}",
          f"paths.output_dir={tmp_path}", *QUICK_EVAL],
     )  # fmt: skip
-    with caplog.at_level(logging.INFO, logger="fastap_lab.evaluate"):
+    with caplog.at_level(logging.INFO, logger="fastap_lab.evaluation.console"):
         record = evaluate(cfg)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(m.startswith("does NOT beat raw pixels: mAP") for m in warnings), warnings

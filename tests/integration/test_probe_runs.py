@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from fastap_lab.cli import EXIT_USER_ERROR, run_task
-from fastap_lab.evaluate import evaluate
+from fastap_lab.evaluation_task import evaluate
 from fastap_lab.report.__main__ import make_report, parser
 from fastap_lab.train import train
 from tests.conftest import TINY

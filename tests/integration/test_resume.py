@@ -19,7 +19,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from fastap_lab.build import AtomicCheckpointIO
 from fastap_lab.checkpoints import load_checkpoint
-from fastap_lab.evaluate import evaluate
+from fastap_lab.evaluation_task import evaluate
 from fastap_lab.train import train
 from tests.conftest import CONF_DIR, TINY, run_cli
 
