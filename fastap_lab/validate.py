@@ -13,6 +13,7 @@ import math
 import torch
 from omegaconf import DictConfig
 
+from fastap_lab.data.loading import check_data_keys
 from fastap_lab.errors import ConfigError
 
 GPU_ACCELERATORS = ("gpu", "cuda")
@@ -63,7 +64,9 @@ def check_trainer(trainer: DictConfig) -> None:
 
 
 def check_data(data) -> None:
-    """Data values used only after the first epoch (the held-out exclusion window)."""
+    """Keys that are no data setting, and values used only after the first epoch (split_gap)."""
+    if data:
+        check_data_keys(data)
     gap = data.get("split_gap") if data else None
     if gap is not None:
         check_at_least(

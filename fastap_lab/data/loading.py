@@ -108,11 +108,9 @@ def load_data(data: Mapping) -> SplitFrames:
     The data module's path without Lightning: the values checked, the phantom generated when
     it is the source, the frames decoded, registered if asked and split. Keys about batches
     are only checked; ``_target_`` is ignored and any other key it does not know is refused
-    (TypeError, as the data module's constructor refuses it).
+    with one ConfigError line.
     """
-    unknown = sorted(set(data) - set(KEYS) - {"_target_"})
-    if unknown:
-        raise TypeError(f"data config: unexpected key(s) {unknown}; known: {sorted(KEYS)}")
+    check_data_keys(data)
     values = {**DEFAULTS, **{key: data[key] for key in DEFAULTS if key in data}}
     check_data_values(**{key: values[key] for key in CHECKED})
     source = {name: data[name] for name in SOURCE_FIELDS if name in data}
@@ -123,3 +121,18 @@ def load_data(data: Mapping) -> SplitFrames:
     }  # fmt: skip
     frames, train_index, val_index = load_split(source, split, values["register"])
     return SplitFrames(frames, train_index, val_index, split["split"], float(split["gap"]))
+
+
+def check_data_keys(data: Mapping) -> None:
+    """One ConfigError line naming any key of ``data`` that is not a data setting.
+
+    ``_target_`` is allowed (a Hydra config's); e.g. ``+data.fooo=1`` or a misspelt key in a
+    data group file.
+    """
+    unknown = sorted(set(data) - set(KEYS) - {"_target_"})
+    if unknown:
+        names = ", ".join(f"data.{key}" for key in unknown)
+        raise ConfigError(
+            f"{names}: not a data setting (known: {', '.join(sorted(KEYS))}); remove it or check"
+            " its spelling"
+        )

@@ -130,6 +130,15 @@ def test_struct_mode_rejects_unknown_keys(make_cfg):
         make_cfg(["data.nonexistent=1"])
 
 
+def test_an_added_data_key_that_is_no_setting_is_one_line(make_cfg):
+    # `+data.key=` gets past struct mode; the data module would fail with a TypeError deep in
+    # Hydra's instantiate, so the config check names the key instead.
+    from fastap_lab.validate import check_train_config
+
+    with pytest.raises(ConfigError, match=r"^data.fooo: not a data setting \(known: "):
+        check_train_config(make_cfg(["+data.fooo=1"]))
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

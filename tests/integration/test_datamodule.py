@@ -118,7 +118,7 @@ def test_plain_data_config_loads_as_the_data_module_does(tmp_path):
     assert torch.equal(loaded.val_index, dm.val_index)
     assert (loaded.split_mode, loaded.split_gap) == ("blocks", 1.0)
     assert set(KEYS) == set(inspect.signature(FramesDataModule).parameters)
-    with pytest.raises(TypeError, match="unexpected key"):
+    with pytest.raises(ConfigError, match=r"^data.foo: not a data setting \(known: batch_size, "):
         load_data({**data, "foo": 1})
     with pytest.raises(ConfigError, match="data.sampler='x'"):
         load_data({**data, "sampler": "x"})
