@@ -14,9 +14,10 @@ rebuilds networks with Lightning; what it calls takes plain values and needs non
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fastap_lab import io
 from fastap_lab.checkpoints import resolve_checkpoint_path
@@ -134,6 +135,27 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     record = evaluate_into(out, settings, split, embedder, queries, used, adapted)
     console.log_summary(record, out)
     return record
+
+
+def evaluate_checkpoint(
+    checkpoint: Path, overrides: Sequence[str] = (), cache_dir: str | None = None
+) -> dict:
+    """Evaluate a run's checkpoint into ``<run>/inference[-N]``; returns metrics.json's record.
+
+    As ``python -m fastap_lab.evaluate ckpt_path=<checkpoint> OVERRIDES`` does: what ``train``
+    runs after training (its ``eval_overrides``) and ``report`` for a run not yet evaluated.
+    ``checkpoint``: a .ckpt inside ``<run>/checkpoints/`` or a run folder; ``cache_dir``
+    replaces ``paths.cache_dir`` (e.g. the training run's).
+    """
+    overrides = list(overrides)
+    cfg = compose_config("evaluate", overrides)
+    run_dir = checkpoint.parent.parent if checkpoint.is_file() else checkpoint
+    with open_dict(cfg):  # set here, not as overrides: paths need no quoting
+        cfg.ckpt_path = str(checkpoint)
+        if cache_dir is not None:
+            cfg.paths.cache_dir = str(cache_dir)
+        cfg.paths.output_dir = str(run_dir / "inference")
+    return evaluate(cfg, overrides)
 
 
 def _stored_config(checkpoint: Path | None) -> dict | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from fastap_lab import io, runs
 from fastap_lab.build import build_datamodule, build_module, build_trainer
@@ -87,18 +87,6 @@ def mark_if_finished(cfg: DictConfig, trainer: L.Trainer, run_dir: Path) -> None
     runs.mark_finished(run_dir, trainer.current_epoch, cfg.trainer.get("max_epochs"))
 
 
-def evaluation_config(cfg: DictConfig, checkpoint: Path) -> DictConfig:
-    """conf/evaluate.yaml (+ ``eval_overrides``) for ``checkpoint``, inside or outside Hydra."""
-    from fastap_lab.compose import compose_config
-
-    eval_cfg = compose_config("evaluate", list(cfg.get("eval_overrides") or []))
-    with open_dict(eval_cfg):  # set here, not as overrides: paths need no quoting
-        eval_cfg.ckpt_path = str(checkpoint)
-        eval_cfg.paths.cache_dir = str(cfg.paths.cache_dir)
-        eval_cfg.paths.output_dir = str(Path(cfg.paths.output_dir) / "inference")
-    return eval_cfg
-
-
 def evaluate_after_training(cfg: DictConfig, trainer: L.Trainer) -> dict | None:
     """Evaluate the run's last checkpoint into ``<run>/inference/``.
 
@@ -111,11 +99,12 @@ def evaluate_after_training(cfg: DictConfig, trainer: L.Trainer) -> dict | None:
     if not checkpoint.is_file():
         log.info("no %s (checkpointing is off): post-train evaluation skipped", checkpoint)
         return None
-    from fastap_lab.evaluation_task import evaluate
+    from fastap_lab.evaluation_task import evaluate_checkpoint
 
     run_dir = Path(cfg.paths.output_dir)
     before = set(run_dir.glob("inference*"))
-    record = evaluate(evaluation_config(cfg, checkpoint), list(cfg.get("eval_overrides") or []))
+    overrides = list(cfg.get("eval_overrides") or [])
+    record = evaluate_checkpoint(checkpoint, overrides, cache_dir=cfg.paths.cache_dir)
     written = sorted(set(run_dir.glob("inference*")) - before)
     if written:
         wandb_media.log_evaluation(trainer, written[-1], record)

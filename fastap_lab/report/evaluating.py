@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastap_lab.compose import compose_config
-
 
 def evaluate_run(run_dir: Path, overrides: list[str] = ()) -> Path:
     """Evaluate ``run_dir``'s last checkpoint into a new ``run_dir/inference[-N]``; return it."""
-    from fastap_lab.evaluation_task import evaluate  # heavy (torch, Lightning): only when needed
-
-    base = [f"ckpt_path={run_dir}", f"paths.output_dir={run_dir}"]
-    cfg = compose_config("evaluate", [*base, *overrides])
-    evaluate(cfg, [*base, *overrides])
+    # heavy (torch, Lightning, Hydra): only when needed
+    from fastap_lab.evaluation_task import evaluate_checkpoint
     from fastap_lab.runs import RunFolder
 
+    evaluate_checkpoint(Path(run_dir), overrides)
     return RunFolder(run_dir).newest_evaluation
