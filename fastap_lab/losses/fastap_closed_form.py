@@ -53,6 +53,10 @@ def triangular_block(
     scale = bins / MAX_SQUARED_DISTANCE
     # position = (2 − 2·cos) · bins / 4 in one product: the centres sit at the integers.
     position = torch.addmm(unit.new_tensor(2 * scale), anchor_unit, unit.T, alpha=-2 * scale)
+    rows = torch.arange(len(anchors), device=unit.device)
+    # An anchor's own entry (cos ≈ 1, often a rounding past it) is discarded below; zeroing it
+    # keeps it from triggering the clamp check on every block.
+    position[rows, anchors] = 0
     low, high = position.aminmax()
     # Rounding can push cos past ±1; clamp passes no gradient there (rare: checked first).
     clamped = bool(low < 0) or bool(high > bins)
@@ -64,7 +68,6 @@ def triangular_block(
     fraction = position - lower
     block = bins + 1
     index = lower.long().add_(positives, alpha=block)
-    rows = torch.arange(len(anchors), device=unit.device)
     index[rows, anchors] = 2 * block  # the anchor itself goes to a discarded third block
     histograms = _slot_histograms(index, fraction, 3 * block)
     negative_hist, positive_hist = histograms[:, :block], histograms[:, block : 2 * block]
