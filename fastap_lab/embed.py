@@ -3,27 +3,25 @@
 Embed every frame of a source once into a gallery folder (layout:
 :mod:`fastap_lab.retrieval.gallery`) that ``python -m fastap_lab.search`` queries many times.
 Written atomically (a temporary folder renamed into place) into ``out`` (which must not exist)
-or ``<run>/gallery`` (``gallery-2``, … when taken). Options: conf/embed.yaml.
+or ``<run>/gallery`` (``gallery-2``, … when taken). Options: conf/embed.yaml. The embedding
+itself: :func:`fastap_lab.evaluation.gallery_embed.embed_gallery`.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from fastap_lab import __version__, io
-from fastap_lab.checkpoints import file_sha256, resolve_checkpoint_path
-from fastap_lab.cli import run_task
+from fastap_lab.checkpoints import resolve_checkpoint_path
+from fastap_lab.cli import log_lines, run_task
 from fastap_lab.data.preprocess import spec_of_run
 from fastap_lab.errors import ConfigError
-from fastap_lab.evaluation.embed import Embedder, pick_device
-from fastap_lab.evaluation.gallery_embed import embed_source
-from fastap_lab.evaluation.report import json_safe, new_output_dir
-from fastap_lab.retrieval.gallery import write_gallery
+from fastap_lab.evaluation.embed import pick_device
+from fastap_lab.evaluation.gallery_embed import GallerySettings, embed_gallery
+from fastap_lab.evaluation.report import new_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +40,6 @@ def check_values(cfg: DictConfig) -> dict:
     return values
 
 
-def model_identity(embedder: Embedder, spec, dim: int) -> dict:
-    """What made the embeddings: the gallery's and an export's ``model`` record."""
-    return {
-        "checkpoint": str(embedder.checkpoint), "sha256": file_sha256(embedder.checkpoint),
-        "stage": embedder.stage, "embed_layer": embedder.embed_layer, "dim": dim,
-        "preprocess": spec.to_dict(), "l2_normalised": True,
-    }  # fmt: skip
-
-
 def embed(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     """Write the gallery described by ``cfg`` (conf/embed.yaml); returns gallery.json."""
     from fastap_lab.embedders import checkpoint_embedder
@@ -67,30 +56,10 @@ def embed(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     )
     out = new_output_dir(cfg.get("out"), run_dir / "gallery", "gallery")
     log.info("embedding %s with %s -> %s", settings.source(), checkpoint, out)
-    embedded = embed_source(
-        embedder, settings.data, batch_size=values["batch_size"], chunk=values["chunk_frames"],
-        thumb_size=values["thumb_size"], progress=bool(values["progress"]),
-    )  # fmt: skip
-    count, dim = embedded.embeddings.shape
-    record = {
-        "count": count, "dim": dim, "dtype": "float32",
-        "model": model_identity(embedder, spec, dim), "data": settings.record(),
-        "labels": embedded.table.labels is not None,
-        "thumbs": None if embedded.thumbs is None else {"size": int(embedded.thumbs.shape[-1])},
-        "embed_seconds": embedded.seconds, "frames_per_second": count / max(embedded.seconds, 1e-9),
-        "notes": embedded.notes, "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "fastap_lab_version": __version__,
-    }  # fmt: skip
-    with io.atomic_folder(out) as tmp:
-        write_gallery(tmp, embedded.embeddings, embedded.table, embedded.thumbs, json_safe(record))
-        if values["faiss"]:
-            from fastap_lab.retrieval.gallery import gallery_index, read_gallery
-
-            gallery_index(read_gallery(tmp))
-    for note in embedded.notes:
-        log.warning("note: %s", note)
-    log.info("gallery of %d frames x %d dims (%.1f frames/s): %s", count, dim,
-             record["frames_per_second"], out)  # fmt: skip
+    how = GallerySettings(values["batch_size"], values["chunk_frames"], values["thumb_size"],
+                          bool(values["progress"]), bool(values["faiss"]))  # fmt: skip
+    record, lines = embed_gallery(embedder, settings.data, settings.record(), spec, out, how)
+    log_lines(log, lines)
     return record
 
 

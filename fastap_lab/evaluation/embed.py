@@ -106,6 +106,17 @@ def pixels_embedder(reference: torch.Tensor, size: int | None, device: torch.dev
     return Embedder(embed=embedding, kind="pixels", device=device, details={"size": size})
 
 
+def model_identity(embedder: Embedder, spec: PreprocessSpec, dim: int) -> dict:
+    """What made the embeddings: the gallery's and an export's ``model`` record."""
+    from fastap_lab.checkpoints import file_sha256
+
+    return {
+        "checkpoint": str(embedder.checkpoint), "sha256": file_sha256(embedder.checkpoint),
+        "stage": embedder.stage, "embed_layer": embedder.embed_layer, "dim": dim,
+        "preprocess": spec.to_dict(), "l2_normalised": True,
+    }  # fmt: skip
+
+
 def embed_images(embedder: Embedder, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     """uint8 [N, C, H, W] (any device) -> float32 [N, D] on CPU, ``batch_size`` at a time."""
     if batch_size < 1:

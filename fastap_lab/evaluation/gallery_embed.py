@@ -8,19 +8,24 @@ thumbnails only.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastap_lab import __version__, io
+from fastap_lab.data.preprocess import PreprocessSpec
 from fastap_lab.data.sources import load_source_config
 from fastap_lab.data.video import stream_video, video_rate
-from fastap_lab.evaluation.embed import Embedder, embed_images
-from fastap_lab.retrieval.gallery import FrameTable
+from fastap_lab.evaluation.embed import Embedder, embed_images, model_identity
+from fastap_lab.evaluation.report import json_safe
+from fastap_lab.retrieval.gallery import FrameTable, write_gallery
 
 
 @dataclass
@@ -105,3 +110,55 @@ def embed_source(embedder: Embedder, data: dict, *, batch_size: int, chunk: int,
                      " median; query images are not (a single image has no sequence)")  # fmt: skip
     return EmbeddedFrames(embeddings, np.concatenate(thumbs) if thumbs else None, table, notes,
                           time.perf_counter() - started)  # fmt: skip
+
+
+@dataclass
+class GallerySettings:
+    """How ``python -m fastap_lab.embed`` embeds (conf/embed.yaml's ``embed``, checked)."""
+
+    batch_size: int
+    chunk_frames: int
+    thumb_size: int
+    progress: bool
+    faiss: bool
+
+
+def embed_gallery(embedder: Embedder, data: dict, data_record: dict, spec: PreprocessSpec,
+                  out: Path, settings: GallerySettings) -> tuple[dict, list[tuple[int, str]]]:  # fmt: skip
+    """Embed every frame of ``data`` into a new gallery folder ``out``, written atomically.
+
+    Args:
+        embedder: the checkpoint's embedder.
+        data: the data config (plain dict) naming the frames.
+        data_record: what the data were, for gallery.json.
+        spec: the checkpoint's preprocessing, for gallery.json.
+        out: the new gallery folder.
+        settings: batch size, chunk, thumbnail size, progress bar, FAISS index.
+
+    Returns:
+        gallery.json's record and the summary as ``(level, line)`` pairs.
+    """
+    embedded = embed_source(
+        embedder, data, batch_size=settings.batch_size, chunk=settings.chunk_frames,
+        thumb_size=settings.thumb_size, progress=settings.progress,
+    )  # fmt: skip
+    count, dim = embedded.embeddings.shape
+    record = {
+        "count": count, "dim": dim, "dtype": "float32",
+        "model": model_identity(embedder, spec, dim), "data": data_record,
+        "labels": embedded.table.labels is not None,
+        "thumbs": None if embedded.thumbs is None else {"size": int(embedded.thumbs.shape[-1])},
+        "embed_seconds": embedded.seconds, "frames_per_second": count / max(embedded.seconds, 1e-9),
+        "notes": embedded.notes, "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "fastap_lab_version": __version__,
+    }  # fmt: skip
+    with io.atomic_folder(out) as tmp:
+        write_gallery(tmp, embedded.embeddings, embedded.table, embedded.thumbs, json_safe(record))
+        if settings.faiss:
+            from fastap_lab.retrieval.gallery import gallery_index, read_gallery
+
+            gallery_index(read_gallery(tmp))
+    lines = [(logging.WARNING, f"note: {note}") for note in embedded.notes]
+    lines.append((logging.INFO, f"gallery of {count:d} frames x {dim:d} dims"
+                                f" ({record['frames_per_second']:.1f} frames/s): {out}"))  # fmt: skip
+    return record, lines

@@ -15,8 +15,8 @@ from fastap_lab.evaluation import guard
 from fastap_lab.evaluation_task import evaluate
 from fastap_lab.report.collect import load_run
 from fastap_lab.report.render import write_report
+from fastap_lab.report.sweep_summary import write_summary
 from fastap_lab.runs import mark_finished
-from fastap_lab.sweep import write_summary
 from fastap_lab.train import train
 from tests.conftest import CONF_DIR, TINY
 

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 
 from fastap_lab.cli import ERROR_FILE, record_job_failure
 from fastap_lab.errors import ConfigError
-from fastap_lab.sweep import best_epoch
+from fastap_lab.report.sweep_summary import best_epoch
 from fastap_lab.train import train
 from tests.conftest import CONF_DIR, TINY
 
