@@ -22,6 +22,7 @@ from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation.embed import pick_device
 from fastap_lab.evaluation.gallery_embed import GallerySettings, embed_gallery
 from fastap_lab.evaluation.report import new_output_dir
+from fastap_lab.runs import run_of_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,7 @@ def embed(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     settings = data_settings(cfg, embedder.run_config, overrides)
     settings.data["require_labels"] = False  # a gallery may be unlabelled
     spec = spec_of_run(embedder.run_config, settings.data)
-    run_dir = (
-        checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    )
+    run_dir = run_of_checkpoint(checkpoint)
     out = new_output_dir(cfg.get("out"), run_dir / "gallery", "gallery")
     log.info("embedding %s with %s -> %s", settings.source(), checkpoint, out)
     how = GallerySettings(values["batch_size"], values["chunk_frames"], values["thumb_size"],

@@ -37,6 +37,7 @@ from fastap_lab.evaluation.embed import Embedder, pick_device, pixels_embedder
 from fastap_lab.evaluation.report import evaluation_dir
 from fastap_lab.evaluation.run import eval_settings, evaluate_into, evaluation_index
 from fastap_lab.evaluation.surrogate_embedding import surrogate_embedder
+from fastap_lab.runs import run_of_checkpoint
 from fastap_lab.validate import check_data
 
 BASELINES = ("pixels", "untrained", "surrogate")
@@ -149,7 +150,7 @@ def evaluate_checkpoint(
     """
     overrides = list(overrides)
     cfg = compose_config("evaluate", overrides)
-    run_dir = checkpoint.parent.parent if checkpoint.is_file() else checkpoint
+    run_dir = run_of_checkpoint(checkpoint)
     with open_dict(cfg):  # set here, not as overrides: paths need no quoting
         cfg.ckpt_path = str(checkpoint)
         if cache_dir is not None:

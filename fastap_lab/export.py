@@ -23,6 +23,7 @@ from fastap_lab.errors import ConfigError
 from fastap_lab.evaluation.export_embedder import export_embedder, require_onnx
 from fastap_lab.evaluation.report import new_output_dir
 from fastap_lab.exported import FORMATS
+from fastap_lab.runs import run_of_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,7 @@ def export(cfg: DictConfig) -> dict:
         require_onnx()
     checkpoint = resolve_checkpoint_path(cfg.ckpt_path, "ckpt_path")
     embedder = checkpoint_embedder(checkpoint, torch.device("cpu"), cfg.get("embed_layer"))
-    run_dir = (
-        checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    )
+    run_dir = run_of_checkpoint(checkpoint)
     record, lines = export_embedder(
         embedder, fmt, cfg.opset, cfg.tolerance,
         lambda: new_output_dir(cfg.get("out"), run_dir / "export", "export"),

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fastap_lab.checkpoints import resolve_checkpoint_path
 from fastap_lab.respiration.pipeline import SurrogateSettings, checked_settings
+from fastap_lab.runs import run_of_checkpoint
 
 if TYPE_CHECKING:
     from fastap_lab.gating.run import GateRequest
@@ -44,8 +45,7 @@ def checkpoint_run(cfg: DictConfig) -> tuple[Path | None, Path | None]:
     if not cfg.get("ckpt_path"):
         return None, None
     checkpoint = resolve_checkpoint_path(cfg.ckpt_path, "ckpt_path")
-    parent = checkpoint.parent
-    return checkpoint, parent.parent if parent.name == "checkpoints" else parent
+    return checkpoint, run_of_checkpoint(checkpoint)
 
 
 def embedder_for(values: dict, checkpoint: Path | None):

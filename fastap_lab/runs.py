@@ -40,6 +40,17 @@ EVALUATION_RECORD = "metrics.json"  # written last into an evaluation folder
 CHECKPOINTS = "checkpoints"
 
 
+def run_of_checkpoint(path: str | Path) -> Path:
+    """The run folder of a checkpoint: ``<run>`` for ``<run>/checkpoints/*.ckpt``.
+
+    A checkpoint kept elsewhere belongs to its own folder; a folder is its own run.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
+
+
 def mark_finished(run_dir: str | Path, epochs: int, max_epochs: int | None) -> Path:
     """Write ``<run_dir>/FINISHED`` (call it last): epochs trained, planned, UTC time."""
     record = {

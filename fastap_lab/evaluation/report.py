@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from fastap_lab.errors import ConfigError
+from fastap_lab.runs import CHECKPOINTS, EVALUATION, run_of_checkpoint
 
 
 def claim_output_dir(base: Path) -> Path:
@@ -36,8 +37,8 @@ def evaluation_dir(checkpoint: Path | None, fallback: str | Path) -> Path:
     ``<run>/inference[-N]`` (claimed now) for ``<run>/checkpoints/*.ckpt``, else ``fallback``
     (Hydra's run folder), created if needed.
     """
-    if checkpoint is not None and checkpoint.parent.name == "checkpoints":
-        return claim_output_dir(checkpoint.parent.parent / "inference")
+    if checkpoint is not None and checkpoint.parent.name == CHECKPOINTS:
+        return claim_output_dir(run_of_checkpoint(checkpoint) / EVALUATION)
     out = Path(fallback)
     out.mkdir(parents=True, exist_ok=True)
     return out

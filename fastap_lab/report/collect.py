@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fastap_lab.errors import DataError
-from fastap_lab.runs import EVALUATION_RECORD, RunFolder
+from fastap_lab.runs import EVALUATION_RECORD, RunFolder, run_of_checkpoint
 
 
 @dataclass
@@ -121,7 +121,7 @@ def _parent_run(pretrained) -> Run | None:
     if not pretrained:
         return None
     path = Path(str(pretrained))
-    folder = path.parent.parent if path.suffix == ".ckpt" else path
+    folder = run_of_checkpoint(path) if path.suffix == ".ckpt" else path
     if not RunFolder(folder).is_run:
         return None
     return load_run(folder, with_parent=False)

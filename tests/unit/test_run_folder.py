@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
-from fastap_lab.runs import RunFolder, mark_finished, numbered_folders, run_folders
+from fastap_lab.runs import (
+    RunFolder,
+    mark_finished,
+    numbered_folders,
+    run_folders,
+    run_of_checkpoint,
+)
 
 METRICS_CSV = """epoch,step,train/loss,val/mAP,train/epoch_time_s
 0,9,0.9,,
@@ -95,3 +101,13 @@ def test_run_folders_lists_sub_folders_oldest_first(tmp_path):
         "2026-02-01_00-00-00",
     ]
     assert run_folders(tmp_path / "none") == []
+
+
+def test_the_run_of_a_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (tmp_path / "loose.ckpt").write_bytes(b"x")
+    assert run_of_checkpoint(run / "checkpoints" / "last.ckpt") == run
+    assert run_of_checkpoint(run) == run  # a run folder is its own run
+    assert run_of_checkpoint(tmp_path / "loose.ckpt") == tmp_path  # kept outside a run
