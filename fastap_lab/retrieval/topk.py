@@ -28,7 +28,7 @@ def topk_search(
     gallery_chunk_size: int = 65536,
     unit_gallery: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Exact cosine top-k with the exclusions of :func:`~fastap_lab.retrieval.search.evaluate_embeddings`.
+    """Exact cosine top-k with the exclusions of the metrics (:class:`GalleryExclusion`).
 
     Ties rank the lower gallery index first (the chunked scores must tie exactly; matmul
     rounding can differ by an ulp between chunkings for mathematically equal cosines). The
