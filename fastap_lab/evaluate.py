@@ -13,6 +13,7 @@ other code calls too), a user error comes back as one ``error:`` line and exit c
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import hydra
@@ -22,11 +23,13 @@ from omegaconf import DictConfig
 from fastap_lab.cli import EXIT_USER_ERROR, run_task
 from fastap_lab.evaluation_task import evaluate
 
+log = logging.getLogger(__name__)
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> dict:
     """Entry point (Hydra): run :func:`evaluate`, user errors as one ``error:`` line."""
-    return run_task(evaluate, cfg, list(HydraConfig.get().overrides.task))
+    return run_task(evaluate, cfg, list(HydraConfig.get().overrides.task), log)
 
 
 # Baselines used to be model options; the old words get one line saying the new ones.

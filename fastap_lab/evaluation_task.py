@@ -14,6 +14,7 @@ rebuilds networks with Lightning; what it calls takes plain values and needs non
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fastap_lab import io
 from fastap_lab.checkpoints import resolve_checkpoint_path
+from fastap_lab.cli import log_lines
 from fastap_lab.compose import compose_config
 from fastap_lab.data.loading import load_data
 from fastap_lab.data.queries import collect_queries
@@ -37,10 +39,12 @@ from fastap_lab.evaluation.embed import Embedder, pick_device, pixels_embedder
 from fastap_lab.evaluation.report import evaluation_dir
 from fastap_lab.evaluation.run import eval_settings, evaluate_into, evaluation_index
 from fastap_lab.evaluation.surrogate_embedding import surrogate_embedder
+from fastap_lab.respiration.placement import orientation_warning
 from fastap_lab.runs import run_of_checkpoint
 from fastap_lab.validate import check_data
 
 BASELINES = ("pixels", "untrained", "surrogate")
+log = logging.getLogger("fastap_lab.evaluate")  # the command's name, when called from Python
 
 
 def model_kind(cfg: DictConfig) -> str:
@@ -89,12 +93,15 @@ def baseline_embedder(cfg: DictConfig, kind: str, data: dict, frames) -> Embedde
     return untrained_embedder(data, str(cfg.paths.cache_dir), int(cfg.eval.seed), device)
 
 
-def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
+def evaluate(
+    cfg: DictConfig, overrides: list[str] | None = None, logger: logging.Logger = log
+) -> dict:
     """Run the evaluation described by ``cfg`` (conf/evaluate.yaml); returns metrics.json.
 
     ``overrides``: the command-line overrides ``cfg`` was composed with; the data.* keys among
     them replace the checkpoint's data settings (None: only the non-null keys of a ``data``
-    node without a group count as given).
+    node without a group count as given). ``logger``: the calling command's, which says
+    the console lines.
     """
     kind = model_kind(cfg)
     if kind == "checkpoint" and not cfg.get("ckpt_path"):
@@ -128,18 +135,24 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     )
     embedder = embedder or baseline_embedder(cfg, kind, data, split.frames)
     adapted = adapt.adapted_queries(embedder, target_images, target, mode, settings.batch_size)
+    if adapted[1] is not None and (warning := orientation_warning(adapted[1], "eval.adapt")):
+        logger.warning("%s", warning)
     out = evaluation_dir(checkpoint if kind == "checkpoint" else None, cfg.paths.output_dir)
     normalisation = checkpoint_normalisation(embedder.run_config if embedder.stage else None)
-    console.log_opening(embedder, split.frames, out, data_used.describe(normalisation))
+    log_lines(logger, console.opening_lines(embedder, split.frames, out,
+                                            data_used.describe(normalisation)))  # fmt: skip
     used = {"data_settings": data_used.record(), "normalisation": normalisation}
     io.write_text(out / "evaluate_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     record = evaluate_into(out, settings, split, embedder, queries, used, adapted)
-    console.log_summary(record, out)
+    log_lines(logger, console.summary_lines(record, out))
     return record
 
 
 def evaluate_checkpoint(
-    checkpoint: Path, overrides: Sequence[str] = (), cache_dir: str | None = None
+    checkpoint: Path,
+    overrides: Sequence[str] = (),
+    cache_dir: str | None = None,
+    logger: logging.Logger = log,
 ) -> dict:
     """Evaluate a run's checkpoint into ``<run>/inference[-N]``; returns metrics.json's record.
 
@@ -156,7 +169,7 @@ def evaluate_checkpoint(
         if cache_dir is not None:
             cfg.paths.cache_dir = str(cache_dir)
         cfg.paths.output_dir = str(run_dir / "inference")
-    return evaluate(cfg, overrides)
+    return evaluate(cfg, overrides, logger)
 
 
 def _stored_config(checkpoint: Path | None) -> dict | None:

@@ -104,7 +104,7 @@ def evaluate_after_training(cfg: DictConfig, trainer: L.Trainer) -> dict | None:
     run_dir = Path(cfg.paths.output_dir)
     before = set(run_dir.glob("inference*"))
     overrides = list(cfg.get("eval_overrides") or [])
-    record = evaluate_checkpoint(checkpoint, overrides, cache_dir=cfg.paths.cache_dir)
+    record = evaluate_checkpoint(checkpoint, overrides, cfg.paths.cache_dir, log)
     written = sorted(set(run_dir.glob("inference*")) - before)
     if written:
         wandb_media.log_evaluation(trainer, written[-1], record)

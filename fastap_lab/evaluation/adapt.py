@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 from pathlib import Path
 
 import torch
@@ -27,7 +26,6 @@ from fastap_lab.data.decode import count_noun, decode_images
 from fastap_lab.data.frames import IMAGE_EXTENSIONS, list_images
 from fastap_lab.errors import ConfigError, DataError
 
-log = logging.getLogger(__name__)
 MODES = ("auto", "adabn", "bridge")  # bridge: evaluation/surrogate_embedding.py
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
@@ -182,12 +180,8 @@ def adapted_queries(embedder, target_images, target: str | None, mode: str | Non
         mode = "bridge" if embedder.kind == "surrogate" else "adabn"
     if mode == "bridge":
         from fastap_lab.evaluation.surrogate_embedding import bridged_embedder
-        from fastap_lab.respiration.placement import orientation_warning
 
-        adapted = bridged_embedder(embedder, target_images, target)
-        if warning := orientation_warning(adapted[1], "eval.adapt"):
-            log.warning("%s", warning)
-        return adapted
+        return bridged_embedder(embedder, target_images, target)
     return adapted_embedder(embedder, target_images, batch_size, target, mode)
 
 

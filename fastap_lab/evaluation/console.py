@@ -1,6 +1,8 @@
 """What an evaluation says on the console: the opening lines, then the summary of its record.
 
-Log lines only (the files are :mod:`fastap_lab.evaluation.run`'s); pure: no Lightning, no Hydra.
+Lines as ``(level, text)``, logged by the command on its own logger (:func:`fastap_lab.cli.log_lines`),
+so every command's console lines carry the command's name; the files are
+:mod:`fastap_lab.evaluation.run`'s. Pure: no Lightning, no Hydra.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 from fastap_lab.evaluation import guard
 from fastap_lab.evaluation.embed import Embedder
 
-log = logging.getLogger(__name__)
+Lines = list[tuple[int, str]]
 
 
 def describe(embedder: Embedder) -> str:
@@ -21,35 +23,31 @@ def describe(embedder: Embedder) -> str:
     return f"the {embedder.kind} baseline"
 
 
-def log_opening(embedder: Embedder, frames, out: Path, data_line: str) -> None:
+def opening_lines(embedder: Embedder, frames, out: Path, data_line: str) -> Lines:
     """What is evaluated on which frames into which folder, then the data settings' line."""
-    log.info(
-        "evaluating %s on %d frames (%s) -> %s", describe(embedder), len(frames), frames.root, out
-    )
-    log.info("%s", data_line)
+    what = f"evaluating {describe(embedder)} on {len(frames)} frames ({frames.root}) -> {out}"
+    return [(logging.INFO, what), (logging.INFO, data_line)]
 
 
-def log_summary(record: dict, out: Path) -> None:
+def summary_lines(record: dict, out: Path) -> Lines:
     """The notes, the metrics (or why there are none), the raw-pixel verdict and the folder."""
-    for note in record["notes"]:
-        log.warning("note: %s", note)
+    lines = [(logging.WARNING, f"note: {note}") for note in record["notes"]]
     metrics = record["metrics"]
     if metrics is None:
-        log.warning(
-            "metrics skipped: the data has no labels; embeddings, tables, grid and diagnostics"
-            " are in %s",
-            out,
-        )
-        return
+        lines.append((logging.WARNING, "metrics skipped: the data has no labels; embeddings,"
+                      f" tables, grid and diagnostics are in {out}"))  # fmt: skip
+        return lines
     if record["metrics_warning"]:
-        log.warning("metrics meaningless: %s", record["metrics_warning"])
+        lines.append((logging.WARNING, f"metrics meaningless: {record['metrics_warning']}"))
     ranked = ", ".join(f"P@{k} {metrics[f'precision@{k}']:.3f}" for k in metrics["ks"])
-    log.info(
-        "%s split, %d queries (%d without relevant frames), exclusion window %g (%s): mAP %.4f, %s",
-        record["split"], metrics["num_queries"], metrics["num_queries_without_relevant"],
-        record["exclusion_window"], record["exclusion_window_source"], metrics["mAP"], ranked,
-    )  # fmt: skip
+    lines.append((logging.INFO,
+        f"{record['split']} split, {metrics['num_queries']} queries"
+        f" ({metrics['num_queries_without_relevant']} without relevant frames), exclusion window"
+        f" {record['exclusion_window']:g} ({record['exclusion_window_source']}):"
+        f" mAP {metrics['mAP']:.4f}, {ranked}"))  # fmt: skip
     verdict = guard.verdict_line(metrics, record.get("pixel_baseline"))
     if verdict:
-        (log.info if record["pixel_baseline"]["beats_pixels"] else log.warning)("%s", verdict)
-    log.info("outputs: %s", out)
+        beats = record["pixel_baseline"]["beats_pixels"]
+        lines.append((logging.INFO if beats else logging.WARNING, verdict))
+    lines.append((logging.INFO, f"outputs: {out}"))
+    return lines

@@ -4,6 +4,7 @@ motion), and ``evaluate baseline=surrogate eval.adapt.target=…`` on the tiny c
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,19 @@ def test_evaluate_bridges_the_external_queries_and_leaves_the_gallery_alone(cach
     assert external
     assert any((tmp_path / "plain" / "tables" / name).read_text()
                != (tmp_path / "bridged" / "tables" / name).read_text() for name in external)  # fmt: skip
+
+
+def test_an_orientation_that_is_a_guess_is_warned_about(cache_dir, tmp_path, caplog, monkeypatch):
+    import fastap_lab.respiration.placement as placement
+
+    plain = _evaluate(cache_dir, tmp_path / "plain")
+    monkeypatch.setattr(placement, "field_agreement", lambda first, second: 0.1)
+    target = f"eval.adapt.target={Path(plain['data_root']) / 'target'}"
+    with caplog.at_level(logging.WARNING, logger="fastap_lab.evaluate"):
+        record = _evaluate(cache_dir, tmp_path / "bridged", target)
+    assert record["adaptation"]["orientation_agreement"] == 0.1
+    warning = "eval.adapt: the target and gallery sequences' breathing motions agree only 0.10"
+    assert warning in caplog.text
 
 
 def test_a_mode_that_does_not_fit_the_embedding_is_one_line(cli, tmp_path):

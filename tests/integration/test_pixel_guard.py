@@ -80,7 +80,7 @@ def test_console_and_report_say_it(weak_run, cache_dir, caplog, tmp_path):
         [f"ckpt_path={weak_run}", f"paths.cache_dir={cache_dir}",
          f"paths.output_dir={tmp_path}", *QUICK_EVAL],
     )  # fmt: skip
-    with caplog.at_level(logging.INFO, logger="fastap_lab.evaluation.console"):
+    with caplog.at_level(logging.INFO, logger="fastap_lab.evaluate"):
         record = evaluate(cfg)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(m.startswith("does NOT beat raw pixels: mAP") for m in warnings), warnings
