@@ -154,7 +154,8 @@ def _triangular_blocks(unit, anchors, positives, blocks, bins, needs_grad, all_a
     ``positives``: the anchors' rows [A, N] of the mask. Each block returns the gradient
     w.r.t. its cosines [rows, N]; the cosine matrix is U_anchors · Uᵀ, so the gradient w.r.t.
     U is Gᵀ·U_anchors plus G·U added into the anchors' rows — one product (G + Gᵀ)·U when every
-    row is an anchor in order (``all_anchors``). Memory: [A, N] floats.
+    row is an anchor in order (``all_anchors``). Memory: G, [A, N] floats, and for the
+    product its transposed copy (N = 8192: 2 × 256 MB in float32).
     """
 
     def block_sum(rows: slice) -> tuple[Tensor, Tensor | None, Tensor]:
