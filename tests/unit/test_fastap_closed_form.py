@@ -49,23 +49,45 @@ def test_duplicate_and_opposite_rows_equal_autograd(monkeypatch):
 
 
 def test_cosines_past_one_pass_no_gradient_like_clamp():
-    # Rows a little longer than 1 give cosines above 1 between equal rows: distances below 0,
-    # clamped to 0, where autograd's clamp passes no gradient. The closed form must agree.
+    # Rows a little longer than 1 give cosines above 1 between equal rows and below -1 between
+    # opposite ones: distances below 0 or above 4, clamped, where autograd's clamp passes no
+    # gradient. The closed form and the autograd path must agree on both ends.
     base, labels = random_case(10, 3, num_labels=2, seed=4)
-    unit = torch.nn.functional.normalize(torch.cat([base, base]), dim=1) * (1 + 1e-6)
-    positives = positives_from_labels(torch.cat([labels, labels]))
-    anchors = torch.arange(20)
+    rows = torch.cat([base, base, -base])
+    unit = torch.nn.functional.normalize(rows, dim=1) * (1 + 1e-6)
+    positives = positives_from_labels(torch.cat([labels, labels, labels]))
+    anchors = torch.arange(30)
     total, cosine_grad, counted = triangular_block(unit, anchors, positives, 10, True)
     leaf = unit.clone().requires_grad_(True)
-    cosine = leaf @ leaf.T
-    masks = fastap._anchor_masks(positives, None, 20)
+    distances = 2 - 2 * (leaf @ leaf.T).detach()
+    masks = fastap._anchor_masks(positives, None, 30)
     expected = fastap._anchor_loss_sum(leaf, *masks, (10, "triangular", None))
-    assert (2 - 2 * cosine.detach()).min() < 0  # the clamp is really reached
+    assert distances.min() < 0 and distances.max() > 4  # both ends of the clamp are reached
     (expected_grad,) = torch.autograd.grad(expected, leaf)
     gradient = cosine_grad.T @ unit + cosine_grad @ unit
     torch.testing.assert_close(total, expected.detach(), atol=1e-14, rtol=1e-12)
     torch.testing.assert_close(gradient, expected_grad, atol=1e-12, rtol=1e-10)
-    assert int(counted) == 20
+    assert int(counted) == 30
+
+
+@pytest.mark.parametrize(("kernel_args", "closed_form"), [
+    ({}, True), ({"kernel": "gaussian", "sigma": 0.1}, False),
+])  # fmt: skip
+def test_the_cpu_takes_the_closed_form_for_the_triangular_kernel(monkeypatch, kernel_args,
+                                                                 closed_form):  # fmt: skip
+    # Both paths give the same numbers, so only the call says which one ran (the closed form is
+    # the fast one: BENCHMARKS.md).
+    calls = []
+
+    def spy(*args):
+        calls.append(args)
+        return triangular_block(*args)
+
+    monkeypatch.setattr(fastap, "triangular_block", spy)
+    embeddings, labels = random_case(20, 4, num_labels=3, seed=6)
+    value_and_grad(lambda x: fastap.fastap_loss(x, positives_from_labels(labels), bins=10,
+                                                **kernel_args), embeddings)  # fmt: skip
+    assert bool(calls) == closed_form
 
 
 def test_float32_follows_float64():
