@@ -61,6 +61,9 @@ def idle_cores(loadavg_path: str = "/proc/loadavg") -> int:
 
     Linux's /proc/loadavg gives the instantaneous number of runnable threads (4th field,
     "running/total", the caller's own thread included); elsewhere every core counts as idle.
+    This process's OpenMP workers count too while they spin after a two-thread op, so right
+    after one the blocks usually run inline; leaving them out was measured slower (the spinning
+    thread then competes with the block workers; experiments/BENCHMARKS.md).
     """
     cores = os.cpu_count() or 1
     try:
