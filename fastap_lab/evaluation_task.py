@@ -40,7 +40,7 @@ from fastap_lab.evaluation.report import evaluation_dir
 from fastap_lab.evaluation.run import eval_settings, evaluate_into, evaluation_index
 from fastap_lab.evaluation.surrogate_embedding import surrogate_embedder
 from fastap_lab.respiration.placement import orientation_warning
-from fastap_lab.runs import run_of_checkpoint
+from fastap_lab.runs import EVALUATION, run_of_checkpoint
 from fastap_lab.validate import check_data
 
 BASELINES = ("pixels", "untrained", "surrogate")
@@ -168,7 +168,7 @@ def evaluate_checkpoint(
         cfg.ckpt_path = str(checkpoint)
         if cache_dir is not None:
             cfg.paths.cache_dir = str(cache_dir)
-        cfg.paths.output_dir = str(run_dir / "inference")
+        cfg.paths.output_dir = str(run_dir / EVALUATION)
     return evaluate(cfg, overrides, logger)
 
 

@@ -40,6 +40,12 @@ EVALUATION_RECORD = "metrics.json"  # written last into an evaluation folder
 CHECKPOINTS = "checkpoints"
 
 
+def run_containing(checkpoint: str | Path) -> Path | None:
+    """``<run>`` for a checkpoint file ``<run>/checkpoints/*.ckpt``, else None."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINTS else None
+
+
 def run_of_checkpoint(path: str | Path) -> Path:
     """The run folder of a checkpoint: ``<run>`` for ``<run>/checkpoints/*.ckpt``.
 
@@ -48,7 +54,7 @@ def run_of_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         return path
-    return path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
+    return run_containing(path) or path.parent
 
 
 def mark_finished(run_dir: str | Path, epochs: int, max_epochs: int | None) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from fastap_lab.errors import ConfigError
-from fastap_lab.runs import CHECKPOINTS, EVALUATION, run_of_checkpoint
+from fastap_lab.runs import EVALUATION, run_containing
 
 
 def claim_output_dir(base: Path) -> Path:
@@ -37,8 +37,9 @@ def evaluation_dir(checkpoint: Path | None, fallback: str | Path) -> Path:
     ``<run>/inference[-N]`` (claimed now) for ``<run>/checkpoints/*.ckpt``, else ``fallback``
     (Hydra's run folder), created if needed.
     """
-    if checkpoint is not None and checkpoint.parent.name == CHECKPOINTS:
-        return claim_output_dir(run_of_checkpoint(checkpoint) / EVALUATION)
+    run = None if checkpoint is None else run_containing(checkpoint)
+    if run is not None:
+        return claim_output_dir(run / EVALUATION)
     out = Path(fallback)
     out.mkdir(parents=True, exist_ok=True)
     return out

@@ -8,6 +8,7 @@ from fastap_lab.runs import (
     RunFolder,
     mark_finished,
     numbered_folders,
+    run_containing,
     run_folders,
     run_of_checkpoint,
 )
@@ -111,3 +112,5 @@ def test_the_run_of_a_checkpoint(tmp_path):
     assert run_of_checkpoint(run / "checkpoints" / "last.ckpt") == run
     assert run_of_checkpoint(run) == run  # a run folder is its own run
     assert run_of_checkpoint(tmp_path / "loose.ckpt") == tmp_path  # kept outside a run
+    assert run_containing(run / "checkpoints" / "last.ckpt") == run
+    assert run_containing(tmp_path / "loose.ckpt") is None  # no run to write an evaluation into
