@@ -127,17 +127,3 @@ def embed_images(embedder: Embedder, images: torch.Tensor, batch_size: int) -> t
             for start in range(0, images.shape[0], batch_size)
         ]
     return torch.cat(parts) if parts else torch.zeros(0, 0)
-
-
-def embed_frames(embedder: Embedder, datamodule, batch_size: int) -> torch.Tensor:
-    """Every frame of a set-up FramesDataModule, in FrameSet order: float32 [N, D] on CPU."""
-    datamodule.eval_batch_size = batch_size
-    parts, order = [], []
-    with torch.inference_mode():
-        for batch in datamodule.all_dataloader():
-            images = batch["images"].to(embedder.device, non_blocking=True)
-            parts.append(embedder.embed(images).float().cpu())
-            order.append(batch["index"])
-    # Placed by each batch's FrameSet index, so the rows follow the FrameSet whatever the loader.
-    embeddings = torch.cat(parts)
-    return embeddings[torch.cat(order).argsort()]
